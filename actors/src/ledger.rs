@@ -1,0 +1,462 @@
+//! The double-entry ledger: every token movement is a transaction whose entries sum to zero,
+//! applied to the materialised `wallets` in the same database transaction.
+//!
+//! Buckets: a wallet's `available` balance (spendable, the API's `balance`) and its
+//! `reserved` tokens (held for calls in flight). Kinds:
+//! - `grant`: system.available → user.available (start tokens);
+//! - `reserve`: payer.available → payer.reserved (a call starts);
+//! - `charge`: payer.reserved → payee.available (the call succeeded);
+//! - `release`: payer.reserved → payer.available (the call failed or timed out).
+//!
+//! Invariants, checked by [`check`]: each transaction sums to zero; each wallet bucket equals
+//! the sum of its entries; no user balance is negative; users' balances plus reservations
+//! equal the tokens the system granted. Rows are never updated or deleted.
+
+use crate::{
+    Hub,
+    error::{HubError, HubResult},
+    validate::{Page, Paged},
+};
+use chrono::{DateTime, Utc};
+use entities::{ledger_entries, ledger_transactions, wallets};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+    sea_query::{Expr, ExprTrait},
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// The wallet that issues grants; the only one allowed below zero.
+pub const SYSTEM_WALLET: Uuid = Uuid::nil();
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bucket {
+    Available,
+    Reserved,
+}
+
+impl Bucket {
+    fn as_str(self) -> &'static str {
+        match self {
+            Bucket::Available => "available",
+            Bucket::Reserved => "reserved",
+        }
+    }
+}
+
+/// What a transaction is about, for statements and the checker.
+#[derive(Debug, Clone, Default)]
+pub struct Memo {
+    pub task_id: Option<Uuid>,
+    pub agent_id: Option<Uuid>,
+    pub request_id: Option<String>,
+}
+
+/// Creates the system wallet if it does not exist yet (at start-up).
+pub async fn ensure_system_wallet<C: ConnectionTrait>(hub: &Hub, conn: &C) -> HubResult<()> {
+    if wallets::Entity::find_by_id(SYSTEM_WALLET)
+        .one(conn)
+        .await?
+        .is_none()
+    {
+        let res = wallets::Entity::insert(wallets::ActiveModel {
+            id: Set(SYSTEM_WALLET),
+            kind: Set("system".into()),
+            balance: Set(0),
+            reserved: Set(0),
+            updated_at: Set(hub.env.now()),
+        })
+        .exec(conn)
+        .await;
+        if let Err(err) = res {
+            // Another process may have created it at the same moment.
+            if !crate::db::is_unique_violation(&err) {
+                return Err(err.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Opens the wallet of a new user, empty.
+pub async fn open_wallet<C: ConnectionTrait>(hub: &Hub, conn: &C, user_id: Uuid) -> HubResult<()> {
+    wallets::Entity::insert(wallets::ActiveModel {
+        id: Set(user_id),
+        kind: Set("user".into()),
+        balance: Set(0),
+        reserved: Set(0),
+        updated_at: Set(hub.env.now()),
+    })
+    .exec(conn)
+    .await?;
+    Ok(())
+}
+
+/// One leg to apply: `amount` (signed) on a wallet's bucket.
+struct Leg {
+    wallet: Uuid,
+    bucket: Bucket,
+    amount: i64,
+}
+
+/// Applies a balanced set of legs as one ledger transaction. A leg that would take a user's
+/// bucket below zero fails the whole transaction with `INSUFFICIENT_TOKENS` (the caller rolls
+/// back). Must run inside a database transaction.
+async fn post<C: ConnectionTrait>(
+    hub: &Hub,
+    conn: &C,
+    kind: &str,
+    memo: &Memo,
+    legs: &[Leg],
+) -> HubResult<Uuid> {
+    debug_assert_eq!(
+        legs.iter().map(|l| l.amount).sum::<i64>(),
+        0,
+        "unbalanced {kind}"
+    );
+    if legs.iter().map(|l| l.amount).sum::<i64>() != 0 {
+        return Err(HubError::Internal(anyhow::anyhow!(
+            "unbalanced ledger transaction {kind}"
+        )));
+    }
+    let now = hub.env.now();
+    let tx_id = hub.env.new_id();
+    ledger_transactions::Entity::insert(ledger_transactions::ActiveModel {
+        id: Set(tx_id),
+        kind: Set(kind.to_string()),
+        task_id: Set(memo.task_id),
+        agent_id: Set(memo.agent_id),
+        request_id: Set(memo.request_id.clone()),
+        created_at: Set(now),
+    })
+    .exec(conn)
+    .await?;
+    let mut rows = Vec::with_capacity(legs.len());
+    for leg in legs {
+        let column = match leg.bucket {
+            Bucket::Available => wallets::Column::Balance,
+            Bucket::Reserved => wallets::Column::Reserved,
+        };
+        let mut update = wallets::Entity::update_many()
+            .col_expr(column, Expr::col(column).add(leg.amount))
+            .col_expr(wallets::Column::UpdatedAt, Expr::value(now))
+            .filter(wallets::Column::Id.eq(leg.wallet));
+        if leg.amount < 0 && leg.wallet != SYSTEM_WALLET {
+            update = update.filter(column.gte(-leg.amount));
+        }
+        if update.exec(conn).await?.rows_affected != 1 {
+            let available = wallets::Entity::find_by_id(leg.wallet)
+                .one(conn)
+                .await?
+                .map(|w| w.balance)
+                .unwrap_or(0);
+            return Err(HubError::insufficient_tokens(-leg.amount, available));
+        }
+        rows.push(leg);
+    }
+    for leg in rows {
+        let wallet = wallets::Entity::find_by_id(leg.wallet)
+            .one(conn)
+            .await?
+            .ok_or_else(|| HubError::Internal(anyhow::anyhow!("wallet {} vanished", leg.wallet)))?;
+        let bucket_after = match leg.bucket {
+            Bucket::Available => wallet.balance,
+            Bucket::Reserved => wallet.reserved,
+        };
+        ledger_entries::Entity::insert(ledger_entries::ActiveModel {
+            transaction_id: Set(tx_id),
+            wallet_id: Set(leg.wallet),
+            bucket: Set(leg.bucket.as_str().into()),
+            amount: Set(leg.amount),
+            balance_after: Set(bucket_after),
+            available_after: Set(wallet.balance),
+            created_at: Set(now),
+            ..Default::default()
+        })
+        .exec(conn)
+        .await?;
+    }
+    Ok(tx_id)
+}
+
+/// Grants tokens from the system wallet (the start bonus).
+pub async fn grant<C: ConnectionTrait>(
+    hub: &Hub,
+    conn: &C,
+    user_id: Uuid,
+    amount: i64,
+) -> HubResult<Uuid> {
+    let legs = [
+        Leg {
+            wallet: SYSTEM_WALLET,
+            bucket: Bucket::Available,
+            amount: -amount,
+        },
+        Leg {
+            wallet: user_id,
+            bucket: Bucket::Available,
+            amount,
+        },
+    ];
+    post(hub, conn, "grant", &Memo::default(), &legs).await
+}
+
+/// Holds `amount` of the payer's spendable tokens for a call; `INSUFFICIENT_TOKENS` if the
+/// balance does not cover it.
+pub async fn reserve<C: ConnectionTrait>(
+    hub: &Hub,
+    conn: &C,
+    payer: Uuid,
+    amount: i64,
+    memo: &Memo,
+) -> HubResult<Uuid> {
+    let legs = [
+        Leg {
+            wallet: payer,
+            bucket: Bucket::Available,
+            amount: -amount,
+        },
+        Leg {
+            wallet: payer,
+            bucket: Bucket::Reserved,
+            amount,
+        },
+    ];
+    post(hub, conn, "reserve", memo, &legs).await
+}
+
+/// Pays a reservation to the payee (the agent's owner).
+pub async fn charge<C: ConnectionTrait>(
+    hub: &Hub,
+    conn: &C,
+    payer: Uuid,
+    payee: Uuid,
+    amount: i64,
+    memo: &Memo,
+) -> HubResult<Uuid> {
+    let legs = [
+        Leg {
+            wallet: payer,
+            bucket: Bucket::Reserved,
+            amount: -amount,
+        },
+        Leg {
+            wallet: payee,
+            bucket: Bucket::Available,
+            amount,
+        },
+    ];
+    post(hub, conn, "charge", memo, &legs).await
+}
+
+/// Returns a reservation to the payer.
+pub async fn release<C: ConnectionTrait>(
+    hub: &Hub,
+    conn: &C,
+    payer: Uuid,
+    amount: i64,
+    memo: &Memo,
+) -> HubResult<Uuid> {
+    let legs = [
+        Leg {
+            wallet: payer,
+            bucket: Bucket::Reserved,
+            amount: -amount,
+        },
+        Leg {
+            wallet: payer,
+            bucket: Bucket::Available,
+            amount,
+        },
+    ];
+    post(hub, conn, "release", memo, &legs).await
+}
+
+/// A user's balance as the API shows it.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Balance {
+    pub balance: i64,
+    pub reserved: i64,
+}
+
+pub async fn balance<C: ConnectionTrait>(conn: &C, user_id: Uuid) -> HubResult<Balance> {
+    let wallet = wallets::Entity::find_by_id(user_id)
+        .one(conn)
+        .await?
+        .ok_or_else(|| HubError::not_found("Wallet"))?;
+    Ok(Balance {
+        balance: wallet.balance,
+        reserved: wallet.reserved,
+    })
+}
+
+/// One settled movement on a user's statement.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatementLine {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub amount: i64,
+    pub balance_after: i64,
+    pub agent_id: Option<Uuid>,
+    pub request_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, FromQueryResult)]
+struct StatementRow {
+    transaction_id: Uuid,
+    kind: String,
+    amount: i64,
+    available_after: i64,
+    agent_id: Option<Uuid>,
+    request_id: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+/// A user's settled movements, newest first: grants, charges (paid calls, negative) and
+/// earnings (calls to the user's agents, positive). Reservations and releases are not shown:
+/// they net to nothing once a call is final.
+pub async fn statement<C: ConnectionTrait>(
+    conn: &C,
+    user_id: Uuid,
+    page: Page,
+) -> HubResult<Paged<StatementLine>> {
+    use ledger_entries::Column as E;
+    let settled = Expr::col((
+        ledger_transactions::Entity,
+        ledger_transactions::Column::Kind,
+    ))
+    .eq("grant")
+    .and(Expr::col((ledger_entries::Entity, E::Bucket)).eq("available"))
+    .or(Expr::col((
+        ledger_transactions::Entity,
+        ledger_transactions::Column::Kind,
+    ))
+    .eq("charge"));
+    let base = ledger_entries::Entity::find()
+        .inner_join(ledger_transactions::Entity)
+        .filter(E::WalletId.eq(user_id))
+        .filter(settled);
+    let total = base.clone().count(conn).await?;
+    let rows = base
+        .select_only()
+        .column(E::TransactionId)
+        .column(E::Amount)
+        .column(E::AvailableAfter)
+        .column(E::CreatedAt)
+        .column(ledger_transactions::Column::Kind)
+        .column(ledger_transactions::Column::AgentId)
+        .column(ledger_transactions::Column::RequestId)
+        .order_by_desc(E::Id)
+        .offset(page.offset())
+        .limit(page.limit)
+        .into_model::<StatementRow>()
+        .all(conn)
+        .await?;
+    let data = rows
+        .into_iter()
+        .map(|r| StatementLine {
+            id: r.transaction_id,
+            kind: match (r.kind.as_str(), r.amount < 0) {
+                ("grant", _) => "grant",
+                (_, true) => "charge",
+                (_, false) => "earning",
+            },
+            amount: r.amount,
+            balance_after: r.available_after,
+            agent_id: r.agent_id,
+            request_id: r.request_id,
+            created_at: r.created_at,
+        })
+        .collect();
+    Ok(Paged {
+        data,
+        page: page.page,
+        limit: page.limit,
+        total,
+    })
+}
+
+/// What the ledger checker found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub granted: i64,
+    pub user_balances: i64,
+    pub user_reserved: i64,
+    pub problems: Vec<String>,
+}
+
+impl Report {
+    pub fn is_balanced(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+#[derive(Debug, FromQueryResult)]
+struct Sum {
+    key: Uuid,
+    total: Option<i64>,
+}
+
+/// Verifies every invariant of the ledger. Run after every test, and cheap enough to run in
+/// production as a health probe on small databases.
+pub async fn check<C: ConnectionTrait>(conn: &C) -> HubResult<Report> {
+    let mut report = Report::default();
+    // Each transaction sums to zero.
+    let sums = ledger_entries::Entity::find()
+        .select_only()
+        .column_as(ledger_entries::Column::TransactionId, "key")
+        .column_as(
+            Expr::col(ledger_entries::Column::Amount)
+                .sum()
+                .cast_as("BIGINT"),
+            "total",
+        )
+        .group_by(ledger_entries::Column::TransactionId)
+        .into_model::<Sum>()
+        .all(conn)
+        .await?;
+    for s in sums.iter().filter(|s| s.total.unwrap_or(0) != 0) {
+        report
+            .problems
+            .push(format!("transaction {} sums to {:?}", s.key, s.total));
+    }
+    // Each wallet bucket equals its entries.
+    for w in wallets::Entity::find().all(conn).await? {
+        for (bucket, value) in [("available", w.balance), ("reserved", w.reserved)] {
+            let total: i64 = ledger_entries::Entity::find()
+                .filter(ledger_entries::Column::WalletId.eq(w.id))
+                .filter(ledger_entries::Column::Bucket.eq(bucket))
+                .all(conn)
+                .await?
+                .iter()
+                .map(|e| e.amount)
+                .sum();
+            if total != value {
+                report.problems.push(format!(
+                    "wallet {} {bucket} is {value} but its entries sum to {total}",
+                    w.id
+                ));
+            }
+        }
+        if w.id == SYSTEM_WALLET {
+            report.granted = -w.balance;
+        } else {
+            report.user_balances += w.balance;
+            report.user_reserved += w.reserved;
+            if w.balance < 0 || w.reserved < 0 {
+                report.problems.push(format!("wallet {} is negative", w.id));
+            }
+        }
+    }
+    if report.user_balances + report.user_reserved != report.granted {
+        report.problems.push(format!(
+            "users hold {} + {} reserved but {} were granted",
+            report.user_balances, report.user_reserved, report.granted
+        ));
+    }
+    Ok(report)
+}

@@ -1,0 +1,14 @@
+//! sea-orm entities of agenthub: one module per table, nothing else.
+//!
+//! Entities hold no business rules; those live in the `actors` crate. Identifiers are UUIDs
+//! (v7 where ordering by creation helps), timestamps are UTC, money is `i64` tokens.
+
+pub mod agents;
+pub mod api_keys;
+pub mod audit_logs;
+pub mod ledger_entries;
+pub mod ledger_transactions;
+pub mod password_resets;
+pub mod prelude;
+pub mod users;
+pub mod wallets;

@@ -1,0 +1,137 @@
+//! `/api/v1/agents`: discovery, my agents, register, detail, update, status, delete.
+
+use crate::{
+    auth::{OptionalCaller, UserAuth},
+    error::ApiError,
+    http::{body::Body, origin},
+};
+use actix_web::{HttpRequest, HttpResponse, web};
+use actors::{
+    Hub, catalog,
+    catalog::{AgentInput, AgentView},
+    discovery,
+    validate::{Errors, Paged},
+};
+use entities::agents;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+fn page_of(hub: &Hub, page: Paged<agents::Model>, viewer: Option<Uuid>) -> Paged<AgentView> {
+    Paged {
+        data: page
+            .data
+            .into_iter()
+            .map(|a| catalog::view(hub, a, viewer))
+            .collect(),
+        page: page.page,
+        limit: page.limit,
+        total: page.total,
+    }
+}
+
+async fn list(
+    hub: web::Data<Hub>,
+    caller: OptionalCaller,
+    query: web::Query<discovery::Query>,
+) -> Result<HttpResponse, ApiError> {
+    let page = discovery::search(&hub, query.into_inner()).await?;
+    let viewer = caller.0.map(|c| c.user_id);
+    Ok(HttpResponse::Ok().json(page_of(&hub, page, viewer)))
+}
+
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    page: Option<String>,
+    limit: Option<String>,
+}
+
+async fn mine(
+    auth: UserAuth,
+    hub: web::Data<Hub>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let mut errors = Errors::new();
+    let page = discovery::page_params(&mut errors, &query.page, &query.limit);
+    errors.finish()?;
+    let page = catalog::mine(&hub, auth.user_id, page).await?;
+    Ok(HttpResponse::Ok().json(page_of(&hub, page, Some(auth.user_id))))
+}
+
+async fn create(
+    req: HttpRequest,
+    auth: UserAuth,
+    hub: web::Data<Hub>,
+    Body(input): Body<AgentInput>,
+) -> Result<HttpResponse, ApiError> {
+    let created = catalog::create(&hub, &origin(&req), auth.user_id, input).await?;
+    let masked = created.key.masked();
+    Ok(HttpResponse::Created().json(json!({
+        "agent": catalog::view(&hub, created.agent, Some(auth.user_id)),
+        "apiKey": created.key.key,
+        "maskedKey": masked,
+    })))
+}
+
+async fn detail(
+    hub: web::Data<Hub>,
+    caller: OptionalCaller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let viewer = caller.0.map(|c| c.user_id);
+    let agent = catalog::find_visible(&hub, &path, viewer).await?;
+    Ok(HttpResponse::Ok().json(catalog::view(&hub, agent, viewer)))
+}
+
+async fn update(
+    req: HttpRequest,
+    auth: UserAuth,
+    hub: web::Data<Hub>,
+    path: web::Path<String>,
+    Body(input): Body<AgentInput>,
+) -> Result<HttpResponse, ApiError> {
+    let agent = catalog::update(&hub, &origin(&req), auth.user_id, &path, input).await?;
+    Ok(HttpResponse::Ok().json(catalog::view(&hub, agent, Some(auth.user_id))))
+}
+
+#[derive(Debug, Deserialize)]
+struct StatusIn {
+    status: Option<String>,
+}
+
+async fn set_status(
+    req: HttpRequest,
+    auth: UserAuth,
+    hub: web::Data<Hub>,
+    path: web::Path<String>,
+    Body(input): Body<StatusIn>,
+) -> Result<HttpResponse, ApiError> {
+    let agent = catalog::set_status(&hub, &origin(&req), auth.user_id, &path, input.status).await?;
+    Ok(HttpResponse::Ok().json(catalog::view(&hub, agent, Some(auth.user_id))))
+}
+
+async fn delete(
+    req: HttpRequest,
+    auth: UserAuth,
+    hub: web::Data<Hub>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    catalog::delete(&hub, &origin(&req), auth.user_id, &path).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/agents")
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(web::resource("/agents/my").route(web::get().to(mine)))
+    .service(web::resource("/agents/{agentId}/status").route(web::patch().to(set_status)))
+    .service(
+        web::resource("/agents/{slugOrId}")
+            .route(web::get().to(detail))
+            .route(web::patch().to(update))
+            .route(web::delete().to(delete)),
+    );
+}

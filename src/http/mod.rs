@@ -1,0 +1,29 @@
+//! The HTTP API: one module per resource, each with its DTOs, thin handlers and `configure`.
+
+pub mod agents;
+pub mod billing;
+pub mod body;
+pub mod health;
+pub mod rate_limit;
+pub mod users;
+
+use actix_web::{HttpRequest, web};
+use actors::audit::Origin;
+
+/// Mounts every route. Fixed paths under `/agents/` come before `/agents/{slugOrId}`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    health::configure(cfg);
+    cfg.service(
+        web::scope("/api/v1")
+            .configure(users::configure)
+            .configure(billing::configure)
+            .configure(agents::configure),
+    );
+}
+
+/// Where a request came from, for the audit log.
+pub fn origin(req: &HttpRequest) -> Origin {
+    Origin {
+        ip: req.peer_addr().map(|a| a.ip().to_string()),
+    }
+}

@@ -1,0 +1,84 @@
+//! The `agenthub` binary: `serve` (the default) runs the hub; `migrate` only migrates.
+
+use agenthub::{config::Settings, startup, telemetry};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// agenthub: a realtime dispatch hub for AI agents.
+///
+/// Configuration comes from `agenthub.toml` and the environment (which wins): AGENTHUB_HTTP_ADDR,
+/// DATABASE_URL, AGENTHUB_PUBLIC_URL, AGENTHUB_JWT_SECRET, AGENTHUB_MAIL_DOMAIN,
+/// AGENTHUB_SMTP_ADDR, AGENTHUB_SMTP_RELAY, AGENTHUB_ALLOW_PRIVATE_URLS,
+/// AGENTHUB_CALL_TIMEOUT_SECS, AGENTHUB_PUSH_TIMEOUT_SECS, AGENTHUB_MAIL_TRUSTED_AUTHSERV,
+/// AGENTHUB_HEARTBEAT_SECS, AGENTHUB_PONG_TIMEOUT_SECS, AGENTHUB_HEALTH_INTERVAL_SECS,
+/// AGENTHUB_RATE_LIMIT_PER_MIN, AGENTHUB_DATA_DIR, AGENTHUB_START_TOKENS,
+/// AGENTHUB_MAX_BODY_BYTES, RUST_LOG. See the README for each.
+#[derive(Debug, Parser)]
+#[command(name = "agenthub", version, about, long_about)]
+struct Cli {
+    /// Configuration file (default: ./agenthub.toml when it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the hub: HTTP API, WebSockets and mail (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::init();
+    let settings = Settings::load(cli.config.as_deref())?;
+    actix_web::rt::System::new().block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Migrate => {
+                startup::install_crypto_provider();
+                startup::open_database(&settings).await?;
+                tracing::info!("migrations applied");
+                Ok(())
+            }
+            Command::Serve => serve(settings).await,
+        }
+    })
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = startup::Application::build(settings).await?;
+    let handle = app.handle();
+    let server = actix_web::rt::spawn(app.run_until_stopped());
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing requests in flight");
+    handle.stop(true).await;
+    server.await.context("server task failed")??;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,132 @@
+//! `Application`: everything `serve` starts, shared by `main` and the tests. `build` binds the
+//! listener (port 0 picks a free one), migrates the database and starts the engine; `run_until_stopped`
+//! serves until the server is stopped.
+
+use crate::{
+    auth::jwt::JwtKeys,
+    config::{Settings, redact_url},
+    email::mailer::Mailer,
+    error,
+    http::{self, body::BodyLimit, health::StartedAt, rate_limit::RateLimiter},
+};
+use actix_web::{
+    App, HttpServer,
+    dev::{Server, ServerHandle},
+    middleware::{ErrorHandlers, from_fn},
+    web,
+};
+use actors::{Env, Hub, HubConfig};
+use anyhow::Context;
+use migration::{Migrator, MigratorTrait};
+use std::{net::TcpListener, sync::Arc, time::Instant};
+
+/// The base URL of this deployment, for links in mail and pages.
+#[derive(Debug, Clone)]
+pub struct PublicUrl(pub String);
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    hub: Arc<Hub>,
+}
+
+/// Installs ring as rustls' crypto provider (reqwest, lettre and sqlx share it). Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Opens the database named by the settings and brings its schema up to date.
+pub async fn open_database(settings: &Settings) -> anyhow::Result<sea_orm::DatabaseConnection> {
+    let url = settings.database_url();
+    let db = actors::db::connect(&url)
+        .await
+        .with_context(|| format!("cannot open database {}", redact_url(&url)))?;
+    Migrator::up(&db, None).await.context("migrations failed")?;
+    Ok(db)
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        install_crypto_provider();
+        settings.validate()?;
+        let db = open_database(&settings).await?;
+        let config = HubConfig {
+            start_tokens: settings.start_tokens,
+            mail_domain: settings.mail_domain.clone(),
+            allow_private_urls: settings.allow_private_urls,
+        };
+        let hub = web::Data::new(Hub::start(db, Env::system(), config).await?);
+        let jwt = web::Data::new(JwtKeys::load(
+            settings.jwt_secret.as_deref(),
+            &settings.data_dir,
+        )?);
+        let mailer = web::Data::new(Mailer::new(
+            settings.smtp_relay.as_deref(),
+            settings.outbox_dir(),
+        )?);
+        let limiter = web::Data::new(RateLimiter::new(settings.rate_limit_per_min));
+        let listener = TcpListener::bind(&settings.http_addr)
+            .with_context(|| format!("cannot listen on {}", settings.http_addr))?;
+        let port = listener.local_addr()?.port();
+        let public_url = web::Data::new(PublicUrl(settings.public_url.clone().unwrap_or_else(
+            || {
+                let host = settings
+                    .http_addr
+                    .rsplit_once(':')
+                    .map_or("127.0.0.1", |(h, _)| h);
+                format!("http://{host}:{port}")
+            },
+        )));
+        let body_limit = BodyLimit(settings.max_body_bytes);
+        let started = web::Data::new(StartedAt(Instant::now()));
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            database = %redact_url(&settings.database_url()),
+            "agenthub listening"
+        );
+        let server_hub = hub.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(server_hub.clone())
+                .app_data(jwt.clone())
+                .app_data(mailer.clone())
+                .app_data(limiter.clone())
+                .app_data(public_url.clone())
+                .app_data(started.clone())
+                .app_data(body_limit)
+                .app_data(web::QueryConfig::default().error_handler(error::query_error))
+                .app_data(web::PathConfig::default().error_handler(error::path_error))
+                .wrap(from_fn(http::rate_limit::middleware))
+                .wrap(ErrorHandlers::new().default_handler(error::render_plain_errors))
+                .wrap(tracing_actix_web::TracingLogger::default())
+                .configure(http::configure)
+                .default_service(web::to(error::not_found))
+        })
+        .listen(listener)?
+        .shutdown_timeout(10)
+        .disable_signals()
+        .run();
+        Ok(Self {
+            port,
+            server,
+            hub: hub.into_inner(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn hub(&self) -> Arc<Hub> {
+        self.hub.clone()
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
