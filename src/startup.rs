@@ -18,7 +18,11 @@ use actix_web::{
 use actors::{Env, Hub, HubConfig};
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
-use std::{net::TcpListener, sync::Arc, time::Instant};
+use std::{
+    net::TcpListener,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 /// The base URL of this deployment, for links in mail and pages.
 #[derive(Debug, Clone)]
@@ -54,6 +58,9 @@ impl Application {
             start_tokens: settings.start_tokens,
             mail_domain: settings.mail_domain.clone(),
             allow_private_urls: settings.allow_private_urls,
+            call_timeout: Duration::from_secs(settings.call_timeout_secs),
+            heartbeat: Duration::from_secs(settings.heartbeat_secs),
+            pong_timeout: Duration::from_secs(settings.pong_timeout_secs),
         };
         let hub = web::Data::new(Hub::start(db, Env::system(), config).await?);
         let jwt = web::Data::new(JwtKeys::load(

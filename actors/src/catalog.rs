@@ -142,7 +142,7 @@ pub struct AgentView {
 /// Whether an agent counts as online: a live WebSocket (or poller), or for HTTP agents a
 /// passing latest health check.
 pub fn is_online(hub: &Hub, agent: &agents::Model) -> bool {
-    hub.presence.contains(agent.id)
+    hub.registry.is_connected(agent.id)
         || (matches!(agent.connection_mode.as_deref(), Some("http" | "hybrid"))
             && agent.last_check_healthy == Some(true))
 }
@@ -690,6 +690,19 @@ pub async fn regenerate_key(
     txn.commit().await?;
     hub.keys.evict_agent(agent.id);
     Ok((agent, key))
+}
+
+/// Remembers the tools an agent last listed.
+pub async fn store_tools(hub: &Hub, agent_id: Uuid, tools: serde_json::Value) -> HubResult<()> {
+    agents::Entity::update_many()
+        .col_expr(
+            agents::Column::Tools,
+            sea_orm::sea_query::Expr::value(Some(tools)),
+        )
+        .filter(agents::Column::Id.eq(agent_id))
+        .exec(&hub.db)
+        .await?;
+    Ok(())
 }
 
 /// The masked form of an agent's current key, if it has one.

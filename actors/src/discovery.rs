@@ -145,7 +145,7 @@ pub async fn search(hub: &Hub, q: Query) -> HubResult<Paged<agents::Model>> {
     match q.online.as_deref() {
         None | Some("") => {}
         Some(v @ ("true" | "false")) => {
-            let online_ids = hub.presence.ids();
+            let online_ids = hub.registry.connected_ids();
             let online = Condition::any()
                 .add(agents::Column::Id.is_in(online_ids))
                 .add(

@@ -6,19 +6,22 @@ pub mod accounts;
 pub mod audit;
 pub mod catalog;
 pub mod clock;
+pub mod conn;
 pub mod db;
 pub mod discovery;
 pub mod error;
+pub mod gateway;
 pub mod keys;
 pub mod ledger;
 pub mod passwords;
+pub mod registry;
 pub mod reputation;
+pub mod task;
 pub mod url_guard;
 pub mod validate;
 
-use dashmap::DashSet;
 use sea_orm::DatabaseConnection;
-use uuid::Uuid;
+use std::time::Duration;
 
 pub use clock::Env;
 pub use error::{FieldError, HubError, HubResult};
@@ -32,6 +35,11 @@ pub struct HubConfig {
     pub mail_domain: String,
     /// Whether user-supplied URLs may point at private addresses.
     pub allow_private_urls: bool,
+    /// Default deadline of a call.
+    pub call_timeout: Duration,
+    /// WebSocket ping cadence and pong deadline.
+    pub heartbeat: Duration,
+    pub pong_timeout: Duration,
 }
 
 impl Default for HubConfig {
@@ -40,29 +48,10 @@ impl Default for HubConfig {
             start_tokens: 10_000,
             mail_domain: "mail.localhost".into(),
             allow_private_urls: false,
+            call_timeout: Duration::from_secs(60),
+            heartbeat: Duration::from_secs(30),
+            pong_timeout: Duration::from_secs(10),
         }
-    }
-}
-
-/// Which agents are connected to this process right now.
-#[derive(Debug, Default)]
-pub struct Presence(DashSet<Uuid>);
-
-impl Presence {
-    pub fn contains(&self, agent: Uuid) -> bool {
-        self.0.contains(&agent)
-    }
-
-    pub fn set(&self, agent: Uuid, online: bool) {
-        if online {
-            self.0.insert(agent);
-        } else {
-            self.0.remove(&agent);
-        }
-    }
-
-    pub fn ids(&self) -> Vec<Uuid> {
-        self.0.iter().map(|id| *id).collect()
     }
 }
 
@@ -72,20 +61,22 @@ pub struct Hub {
     pub env: Env,
     pub config: HubConfig,
     pub keys: keys::KeyCache,
-    pub presence: Presence,
+    pub registry: registry::Registry,
 }
 
 impl Hub {
-    /// Builds the hub on an open, migrated database and makes sure the system wallet exists.
+    /// Builds the hub on an open, migrated database: makes sure the system wallet exists and
+    /// settles the calls a previous process left in flight.
     pub async fn start(db: DatabaseConnection, env: Env, config: HubConfig) -> HubResult<Self> {
         let hub = Self {
             db,
             env,
             config,
             keys: keys::KeyCache::default(),
-            presence: Presence::default(),
+            registry: registry::Registry::default(),
         };
         ledger::ensure_system_wallet(&hub, &hub.db).await?;
+        task::recover(&hub).await?;
         Ok(hub)
     }
 }

@@ -6,9 +6,11 @@
 pub mod agents;
 pub mod api_keys;
 pub mod audit_logs;
+pub mod idempotency_keys;
 pub mod ledger_entries;
 pub mod ledger_transactions;
 pub mod password_resets;
 pub mod prelude;
+pub mod tasks;
 pub mod users;
 pub mod wallets;

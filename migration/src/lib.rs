@@ -12,6 +12,8 @@ mod m20261125_000004_create_wallets;
 mod m20261125_000005_create_ledger;
 mod m20261125_000006_create_password_resets;
 mod m20261125_000007_create_audit_logs;
+mod m20261125_000008_create_tasks;
+mod m20261125_000009_create_idempotency_keys;
 
 pub struct Migrator;
 
@@ -26,6 +28,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_create_ledger::Migration),
             Box::new(m20261125_000006_create_password_resets::Migration),
             Box::new(m20261125_000007_create_audit_logs::Migration),
+            Box::new(m20261125_000008_create_tasks::Migration),
+            Box::new(m20261125_000009_create_idempotency_keys::Migration),
         ]
     }
 }

@@ -120,6 +120,66 @@ async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// How long `GET /agents/{id}/tools` waits for a connected agent's live answer.
+const TOOLS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn tools(
+    hub: web::Data<Hub>,
+    caller: OptionalCaller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let viewer = caller.0.map(|c| c.user_id);
+    let agent = catalog::find_visible(&hub, &path, viewer).await?;
+    if let Some(conn) = hub.registry.conn(agent.id)
+        && let Ok(rx) = conn.list_tools().await
+        && let Ok(Ok(Ok(tools))) = tokio::time::timeout(TOOLS_TIMEOUT, rx).await
+    {
+        return Ok(HttpResponse::Ok().json(json!({
+            "agentId": agent.id, "tools": tools, "source": "live",
+        })));
+    }
+    Ok(HttpResponse::Ok().json(json!({
+        "agentId": agent.id,
+        "tools": agent.tools.unwrap_or_else(|| json!([])),
+        "source": "cache",
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TestCallIn {
+    tool_name: Option<String>,
+    arguments: Option<serde_json::Value>,
+}
+
+/// Calls a tool of one's own agent without billing.
+async fn test_call(
+    caller: OptionalCaller,
+    hub: web::Data<Hub>,
+    path: web::Path<String>,
+    Body(input): Body<TestCallIn>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller.0.ok_or_else(|| {
+        ApiError::unauthorized("Missing credentials: send Authorization: Bearer <token>")
+    })?;
+    let agent = catalog::find_owned(&hub, &path, caller.user_id).await?;
+    let request = actors::gateway::CallRequest {
+        payer_id: caller.user_id,
+        caller_agent_id: caller.agent_id,
+        buyer: actors::accounts::find(&hub, caller.user_id).await?.username,
+        target: Some(agent.id.to_string()),
+        tool_name: input.tool_name,
+        arguments: input.arguments,
+        request_id: None,
+        max_cost: None,
+        source: "test",
+        billed: false,
+    };
+    let task = actors::gateway::call(&hub.into_inner(), request).await?;
+    let (status, body) = crate::http::mcp::call_body(&task);
+    Ok(HttpResponse::build(status).json(body))
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/agents")
@@ -128,6 +188,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/agents/my").route(web::get().to(mine)))
     .service(web::resource("/agents/{agentId}/status").route(web::patch().to(set_status)))
+    .service(web::resource("/agents/{agentId}/tools").route(web::get().to(tools)))
+    .service(web::resource("/agents/{agentId}/test-call").route(web::post().to(test_call)))
     .service(
         web::resource("/agents/{slugOrId}")
             .route(web::get().to(detail))

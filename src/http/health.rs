@@ -18,7 +18,7 @@ async fn health(hub: web::Data<Hub>, started: web::Data<StartedAt>) -> HttpRespo
         "backend": format!("{:?}", hub.db.get_database_backend()).to_lowercase(),
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeSecs": started.0.elapsed().as_secs(),
-        "connectedAgents": hub.presence.ids().len(),
+        "connectedAgents": hub.registry.connected_count(),
     });
     if up {
         HttpResponse::Ok().json(body)

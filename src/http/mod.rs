@@ -4,6 +4,7 @@ pub mod agents;
 pub mod billing;
 pub mod body;
 pub mod health;
+pub mod mcp;
 pub mod rate_limit;
 pub mod users;
 
@@ -17,6 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v1")
             .configure(users::configure)
             .configure(billing::configure)
+            .configure(mcp::configure)
             .configure(agents::configure),
     );
 }

@@ -1,0 +1,260 @@
+//! The gateway: one tool call from a caller to an agent, whichever edge it came from
+//! (`POST /mcp/call`, `/mcp/ws`, test calls, and later tasks and email).
+//!
+//! Order of checks, so that nothing is charged for a call that cannot run: the target exists
+//! and is visible to the payer (private agents: same owner only), is active, its price is
+//! within `maxCost`, the `requestId` is not a conflicting retry, the agent is connected; only
+//! then is the price reserved and the call handed over.
+//!
+//! Idempotency (`(payer, requestId)`, fingerprinted by target, tool and arguments): a retry
+//! while the first attempt runs waits for the same outcome; after completion it gets the stored
+//! answer without a new charge; after a refunded failure it is a new attempt; with a different
+//! target, tool or arguments it is `IDEMPOTENCY_CONFLICT`.
+
+use crate::{
+    Hub, catalog,
+    error::{HubError, HubResult},
+    task::{self, NewTask, OpenError, Subscribe, TaskActor},
+    validate::Errors,
+};
+use actix::Actor;
+use entities::{idempotency_keys, tasks};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::{sync::Arc, time::Duration};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// One call as an edge received it.
+#[derive(Debug, Clone)]
+pub struct CallRequest {
+    pub payer_id: Uuid,
+    pub caller_agent_id: Option<Uuid>,
+    pub buyer: String,
+    pub target: Option<String>,
+    pub tool_name: Option<String>,
+    pub arguments: Option<Value>,
+    pub request_id: Option<String>,
+    pub max_cost: Option<i64>,
+    /// `mcp`, `ws`, `test`, ...
+    pub source: &'static str,
+    /// Test calls run unbilled.
+    pub billed: bool,
+}
+
+fn coded(status: u16, code: &'static str, message: impl Into<String>) -> HubError {
+    HubError::Coded {
+        status,
+        code,
+        message: message.into(),
+    }
+}
+
+/// The fingerprint of what a `requestId` names.
+fn fingerprint(agent_id: Uuid, tool: &str, arguments: &Value) -> String {
+    let mut h = Sha256::new();
+    h.update(agent_id.as_bytes());
+    h.update([0]);
+    h.update(tool.as_bytes());
+    h.update([0]);
+    h.update(arguments.to_string().as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Runs a call to its final state and returns the settled task.
+pub async fn call(hub: &Arc<Hub>, req: CallRequest) -> HubResult<tasks::Model> {
+    let mut errors = Errors::new();
+    errors.required("targetAgentId", &req.target);
+    errors.required("toolName", &req.tool_name);
+    let tool = req.tool_name.clone().unwrap_or_default();
+    if req.tool_name.is_some() {
+        errors.len("toolName", &tool, 1, 200);
+    }
+    let arguments = req
+        .arguments
+        .clone()
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    if !arguments.is_object() {
+        errors.add("arguments", "must be an object");
+    }
+    if req.max_cost.is_some_and(|m| m < 0) {
+        errors.add("maxCost", "must not be negative");
+    }
+    if let Some(id) = &req.request_id {
+        errors.len("requestId", id, 1, 200);
+    }
+    errors.finish()?;
+    let target = req.target.clone().unwrap_or_default();
+    let agent_id = Uuid::parse_str(&target).map_err(|_| HubError::not_found("Agent"))?;
+    let agent = catalog::find_visible(hub, &agent_id.to_string(), Some(req.payer_id)).await?;
+    if agent.status != "active" {
+        return Err(coded(
+            503,
+            "AGENT_UNAVAILABLE",
+            format!(
+                "Agent {} is {} and takes no calls",
+                agent.slug, agent.status
+            ),
+        ));
+    }
+    let price = if req.billed { agent.price_per_call } else { 0 };
+    if let Some(max) = req.max_cost
+        && price > max
+    {
+        return Err(coded(
+            400,
+            "PRICE_EXCEEDS_MAX",
+            format!("This call costs {price} tokens, more than maxCost {max}"),
+        ));
+    }
+    let fp = fingerprint(agent.id, &tool, &arguments);
+    let request_id = req
+        .request_id
+        .clone()
+        .unwrap_or_else(|| Uuid::new_v4().to_string());
+
+    for _ in 0..3 {
+        let mut retry_of = None;
+        if req.request_id.is_some() {
+            match previous_attempt(hub, req.payer_id, &request_id, &fp).await? {
+                Previous::None => {}
+                Previous::Final(task) if task.status == "completed" => return Ok(task),
+                Previous::Final(task) => retry_of = Some(task.id),
+                Previous::Running(rx) => return wait(hub, rx, req.payer_id, &request_id).await,
+            }
+        }
+        let conn = hub.registry.conn(agent.id).ok_or_else(|| {
+            coded(
+                503,
+                "AGENT_OFFLINE",
+                format!("Agent {} is not connected", agent.slug),
+            )
+        })?;
+        let deadline = hub.config.call_timeout;
+        let new = NewTask {
+            payer_id: req.payer_id,
+            caller_agent_id: req.caller_agent_id,
+            agent: agent.clone(),
+            source: req.source,
+            buyer: req.buyer.clone(),
+            tool_name: tool.clone(),
+            arguments: arguments.clone(),
+            request_id: request_id.clone(),
+            fingerprint: fp.clone(),
+            price,
+            deadline,
+            retry_of,
+        };
+        let task = match task::open(hub, new).await {
+            Ok(task) => task,
+            Err(OpenError::Raced) => continue,
+            Err(OpenError::Hub(err)) => return Err(err),
+        };
+        let (tx, rx) = oneshot::channel();
+        let addr = TaskActor::new(hub.clone(), task.clone(), conn, deadline).start();
+        hub.registry.track(
+            req.payer_id,
+            request_id.clone(),
+            crate::registry::InFlight {
+                fingerprint: fp.clone(),
+                task_id: task.id,
+                addr: addr.clone(),
+            },
+        );
+        addr.do_send(Subscribe { reply: tx });
+        return wait(hub, rx, req.payer_id, &request_id).await;
+    }
+    Err(coded(
+        409,
+        "IDEMPOTENCY_CONFLICT",
+        "Concurrent retries of this requestId; retry",
+    ))
+}
+
+enum Previous {
+    None,
+    Final(tasks::Model),
+    Running(oneshot::Receiver<HubResult<tasks::Model>>),
+}
+
+async fn previous_attempt(
+    hub: &Arc<Hub>,
+    payer: Uuid,
+    request_id: &str,
+    fp: &str,
+) -> HubResult<Previous> {
+    let conflict = || {
+        coded(
+            409,
+            "IDEMPOTENCY_CONFLICT",
+            "This requestId was already used with a different target, tool or arguments",
+        )
+    };
+    if let Some(running) = hub.registry.in_flight(payer, request_id) {
+        if running.fingerprint != fp {
+            return Err(conflict());
+        }
+        let (tx, rx) = oneshot::channel();
+        if running.addr.try_send(Subscribe { reply: tx }).is_ok() {
+            return Ok(Previous::Running(rx));
+        }
+    }
+    let Some(key) = idempotency_keys::Entity::find()
+        .filter(idempotency_keys::Column::PayerId.eq(payer))
+        .filter(idempotency_keys::Column::RequestId.eq(request_id))
+        .one(&hub.db)
+        .await?
+    else {
+        return Ok(Previous::None);
+    };
+    if key.fingerprint != fp {
+        return Err(conflict());
+    }
+    let task = tasks::Entity::find_by_id(key.task_id)
+        .one(&hub.db)
+        .await?
+        .ok_or_else(|| HubError::not_found("Task"))?;
+    if task::FINAL.contains(&task.status.as_str()) {
+        return Ok(Previous::Final(task));
+    }
+    // Open but not in this process's registry (settling right now, or another node): poll the
+    // row until it is final.
+    let (tx, rx) = oneshot::channel();
+    let hub = hub.clone();
+    actix::spawn(async move {
+        let until = tokio::time::Instant::now() + hub.config.call_timeout + Duration::from_secs(5);
+        while tokio::time::Instant::now() < until {
+            if let Ok(Some(t)) = tasks::Entity::find_by_id(task.id).one(&hub.db).await
+                && task::FINAL.contains(&t.status.as_str())
+            {
+                let _ = tx.send(Ok(t));
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    Ok(Previous::Running(rx))
+}
+
+/// Waits for a task's final state; if the actor went away without answering, reads it back.
+async fn wait(
+    hub: &Arc<Hub>,
+    rx: oneshot::Receiver<HubResult<tasks::Model>>,
+    payer: Uuid,
+    request_id: &str,
+) -> HubResult<tasks::Model> {
+    if let Ok(result) = rx.await {
+        return result;
+    }
+    let key = idempotency_keys::Entity::find()
+        .filter(idempotency_keys::Column::PayerId.eq(payer))
+        .filter(idempotency_keys::Column::RequestId.eq(request_id))
+        .one(&hub.db)
+        .await?
+        .ok_or_else(|| HubError::not_found("Task"))?;
+    tasks::Entity::find_by_id(key.task_id)
+        .one(&hub.db)
+        .await?
+        .ok_or_else(|| HubError::not_found("Task"))
+}

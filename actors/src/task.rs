@@ -1,0 +1,392 @@
+//! The Task actor and the persistence of a call's life.
+//!
+//! `open` writes the task row, the idempotency key and the reservation in one transaction
+//! before anything is sent to the agent. The actor then hands the call to the agent's
+//! connection, owns the deadline, and on the first outcome (answer, error, disconnect or
+//! timeout) calls `settle`, which moves the task to its final state and charges or releases
+//! the reservation in one transaction, guarded so that a second outcome settles nothing.
+//! `recover` settles, at start-up, every task a crash left unfinished.
+
+use crate::{
+    Hub,
+    conn::{AgentReply, ConnError, ConnHandle},
+    db,
+    error::{HubError, HubResult},
+    ledger::{self, Memo},
+    reputation,
+};
+use actix::prelude::*;
+use entities::{agents, idempotency_keys, tasks};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QuerySelect, Set, sea_query::Expr,
+};
+use serde_json::Value;
+use std::{sync::Arc, time::Duration};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub const FINAL: [&str; 4] = ["completed", "failed", "timeout", "cancelled"];
+const OPEN: [&str; 3] = ["reserved", "queued", "dispatched"];
+
+/// What a new task is.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub payer_id: Uuid,
+    pub caller_agent_id: Option<Uuid>,
+    pub agent: agents::Model,
+    pub source: &'static str,
+    pub buyer: String,
+    pub tool_name: String,
+    pub arguments: Value,
+    pub request_id: String,
+    pub fingerprint: String,
+    pub price: i64,
+    pub deadline: Duration,
+    /// The task an earlier, refunded attempt with the same `requestId` used.
+    pub retry_of: Option<Uuid>,
+}
+
+/// Why `open` did not create a task.
+pub enum OpenError {
+    /// Another request with the same `(payer, requestId)` got there first.
+    Raced,
+    Hub(HubError),
+}
+
+impl From<HubError> for OpenError {
+    fn from(e: HubError) -> Self {
+        OpenError::Hub(e)
+    }
+}
+
+impl From<sea_orm::DbErr> for OpenError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        OpenError::Hub(e.into())
+    }
+}
+
+/// Creates the task, its idempotency key and its reservation, atomically.
+pub async fn open(hub: &Hub, new: NewTask) -> Result<tasks::Model, OpenError> {
+    let now = hub.env.now();
+    let id = hub.env.new_id();
+    let txn = db::begin_write(&hub.db).await?;
+    let job_id = next_job_id(&txn).await?;
+    let memo = Memo {
+        task_id: Some(id),
+        agent_id: Some(new.agent.id),
+        request_id: Some(new.request_id.clone()),
+    };
+    let reserve_tx = if new.price > 0 {
+        Some(ledger::reserve(hub, &txn, new.payer_id, new.price, &memo).await?)
+    } else {
+        None
+    };
+    let task = tasks::Model {
+        id,
+        job_id,
+        payer_id: new.payer_id,
+        caller_agent_id: new.caller_agent_id,
+        agent_id: new.agent.id,
+        payee_id: new.agent.owner_id,
+        source: new.source.to_string(),
+        buyer: new.buyer,
+        tool_name: new.tool_name,
+        arguments: new.arguments,
+        request_id: new.request_id.clone(),
+        price: new.price,
+        status: "reserved".into(),
+        result: None,
+        error: None,
+        reserve_tx,
+        settle_tx: None,
+        created_at: now,
+        deadline_at: now + chrono::Duration::from_std(new.deadline).unwrap_or_default(),
+        completed_at: None,
+        duration_ms: None,
+    };
+    tasks::Entity::insert(tasks::ActiveModel::from(task.clone()))
+        .exec(&txn)
+        .await?;
+    match new.retry_of {
+        None => {
+            let key = idempotency_keys::ActiveModel {
+                id: Set(hub.env.new_id()),
+                payer_id: Set(new.payer_id),
+                request_id: Set(new.request_id),
+                fingerprint: Set(new.fingerprint),
+                task_id: Set(id),
+                created_at: Set(now),
+            };
+            if let Err(err) = idempotency_keys::Entity::insert(key).exec(&txn).await {
+                return Err(if db::is_unique_violation(&err) {
+                    OpenError::Raced
+                } else {
+                    err.into()
+                });
+            }
+        }
+        Some(previous) => {
+            let moved = idempotency_keys::Entity::update_many()
+                .col_expr(idempotency_keys::Column::TaskId, Expr::value(id))
+                .filter(idempotency_keys::Column::PayerId.eq(new.payer_id))
+                .filter(idempotency_keys::Column::RequestId.eq(&new.request_id))
+                .filter(idempotency_keys::Column::TaskId.eq(previous))
+                .exec(&txn)
+                .await?;
+            if moved.rows_affected != 1 {
+                return Err(OpenError::Raced);
+            }
+        }
+    }
+    txn.commit().await?;
+    Ok(task)
+}
+
+/// The next job id: one more than the largest so far, taken under the write lock of the
+/// transaction that inserts the task (so concurrent tasks never share one).
+async fn next_job_id<C: ConnectionTrait>(conn: &C) -> HubResult<i64> {
+    let max: Option<Option<i64>> = tasks::Entity::find()
+        .select_only()
+        .column_as(tasks::Column::JobId.max(), "max")
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok(max.flatten().unwrap_or(0) + 1)
+}
+
+/// The final outcome of a task.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Completed(Value),
+    Failed(String),
+    Timeout,
+}
+
+impl Outcome {
+    pub fn status(&self) -> &'static str {
+        match self {
+            Outcome::Completed(_) => "completed",
+            Outcome::Failed(_) => "failed",
+            Outcome::Timeout => "timeout",
+        }
+    }
+}
+
+/// Moves an open task to its final state and settles its reservation, once. Returns the task
+/// as stored; if it was already final, nothing changes and the stored task is returned.
+pub async fn settle(hub: &Hub, task_id: Uuid, outcome: Outcome) -> HubResult<tasks::Model> {
+    let now = hub.env.now();
+    let txn = db::begin_write(&hub.db).await?;
+    let task = tasks::Entity::find_by_id(task_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| HubError::not_found("Task"))?;
+    if FINAL.contains(&task.status.as_str()) {
+        return Ok(task);
+    }
+    let memo = Memo {
+        task_id: Some(task.id),
+        agent_id: Some(task.agent_id),
+        request_id: Some(task.request_id.clone()),
+    };
+    let completed = matches!(outcome, Outcome::Completed(_));
+    let settle_tx = match (task.price > 0, completed) {
+        (false, _) => None,
+        (true, true) => {
+            Some(ledger::charge(hub, &txn, task.payer_id, task.payee_id, task.price, &memo).await?)
+        }
+        (true, false) => Some(ledger::release(hub, &txn, task.payer_id, task.price, &memo).await?),
+    };
+    let duration_ms = (now - task.created_at).num_milliseconds().max(0);
+    let mut active = task.clone().into_active_model();
+    active.status = Set(outcome.status().to_string());
+    active.settle_tx = Set(settle_tx);
+    active.completed_at = Set(Some(now));
+    active.duration_ms = Set(Some(duration_ms));
+    match &outcome {
+        Outcome::Completed(result) => active.result = Set(Some(result.clone())),
+        Outcome::Failed(message) => active.error = Set(Some(message.clone())),
+        Outcome::Timeout => active.error = Set(Some("The agent did not answer in time".into())),
+    }
+    let updated = tasks::Entity::update_many()
+        .set(active.clone())
+        .filter(tasks::Column::Id.eq(task.id))
+        .filter(tasks::Column::Status.is_in(OPEN))
+        .exec(&txn)
+        .await?;
+    if updated.rows_affected != 1 {
+        // Someone settled it between our read and our write: roll back our ledger legs.
+        drop(txn);
+        return tasks::Entity::find_by_id(task_id)
+            .one(&hub.db)
+            .await?
+            .ok_or_else(|| HubError::not_found("Task"));
+    }
+    if task.source != "test" {
+        record_stats(hub, &txn, &task, completed, duration_ms).await?;
+    }
+    txn.commit().await?;
+    Ok(tasks::Entity::find_by_id(task_id)
+        .one(&hub.db)
+        .await?
+        .unwrap_or(task))
+}
+
+/// Counts a settled call for the agent's reputation and leaderboards.
+async fn record_stats<C: ConnectionTrait>(
+    hub: &Hub,
+    conn: &C,
+    task: &tasks::Model,
+    completed: bool,
+    duration_ms: i64,
+) -> HubResult<()> {
+    let Some(agent) = agents::Entity::find_by_id(task.agent_id).one(conn).await? else {
+        return Ok(()); // deleted meanwhile
+    };
+    let mut next = agent.clone();
+    next.total_calls += 1;
+    if completed {
+        next.completed_calls += 1;
+        next.total_latency_ms += duration_ms;
+        next.tokens_earned += task.price;
+    } else {
+        next.failed_calls += 1;
+    }
+    let mut active = agent.into_active_model();
+    active.total_calls = Set(next.total_calls);
+    active.completed_calls = Set(next.completed_calls);
+    active.failed_calls = Set(next.failed_calls);
+    active.total_latency_ms = Set(next.total_latency_ms);
+    active.tokens_earned = Set(next.tokens_earned);
+    active.reputation_score = Set(reputation::stored_score(&reputation::Inputs::of(&next)));
+    active.updated_at = Set(hub.env.now());
+    active.update(conn).await?;
+    Ok(())
+}
+
+/// Settles every task a previous process left open: nothing stays reserved across a crash.
+pub async fn recover(hub: &Hub) -> HubResult<usize> {
+    let open = tasks::Entity::find()
+        .filter(tasks::Column::Status.is_in(OPEN))
+        .all(&hub.db)
+        .await?;
+    let n = open.len();
+    for task in open {
+        settle(
+            hub,
+            task.id,
+            Outcome::Failed("The hub restarted before the call finished".into()),
+        )
+        .await?;
+    }
+    if n > 0 {
+        tracing::warn!(tasks = n, "settled tasks left open by the previous run");
+    }
+    Ok(n)
+}
+
+/// The actor of one in-flight call.
+pub struct TaskActor {
+    hub: Arc<Hub>,
+    task: tasks::Model,
+    conn: ConnHandle,
+    deadline: Duration,
+    waiters: Vec<oneshot::Sender<HubResult<tasks::Model>>>,
+    settling: bool,
+}
+
+impl TaskActor {
+    pub fn new(hub: Arc<Hub>, task: tasks::Model, conn: ConnHandle, deadline: Duration) -> Self {
+        Self {
+            hub,
+            task,
+            conn,
+            deadline,
+            waiters: Vec::new(),
+            settling: false,
+        }
+    }
+
+    fn finish(&mut self, outcome: Outcome, ctx: &mut Context<Self>) {
+        if self.settling {
+            return;
+        }
+        self.settling = true;
+        let hub = self.hub.clone();
+        let task_id = self.task.id;
+        async move { settle(&hub, task_id, outcome).await }
+            .into_actor(self)
+            .map(|result, act, ctx| {
+                if let Err(err) = &result {
+                    tracing::error!(task_id = %act.task.id, error = ?err, "settling failed");
+                }
+                for waiter in act.waiters.drain(..) {
+                    let _ = waiter.send(match &result {
+                        Ok(task) => Ok(task.clone()),
+                        Err(_) => Err(HubError::Internal(anyhow::anyhow!("settling failed"))),
+                    });
+                }
+                act.hub
+                    .registry
+                    .untrack(act.task.payer_id, &act.task.request_id, act.task.id);
+                ctx.stop();
+            })
+            .wait(ctx);
+    }
+}
+
+impl Actor for TaskActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_later(self.deadline, |act, ctx| act.finish(Outcome::Timeout, ctx));
+        let conn = self.conn.clone();
+        let call_id = self.task.id.to_string();
+        let tool = self.task.tool_name.clone();
+        let arguments = self.task.arguments.clone();
+        let hub = self.hub.clone();
+        let task_id = self.task.id;
+        async move {
+            // Persist the hand-over before the agent can answer.
+            let _ = tasks::Entity::update_many()
+                .col_expr(tasks::Column::Status, Expr::value("dispatched"))
+                .filter(tasks::Column::Id.eq(task_id))
+                .filter(tasks::Column::Status.eq("reserved"))
+                .exec(&hub.db)
+                .await;
+            let rx = conn.deliver(call_id, tool, arguments).await?;
+            rx.await.map_err(|_| ConnError::Disconnected)?
+        }
+        .into_actor(self)
+        .map(|reply, act, ctx| {
+            let outcome = match reply {
+                Ok(AgentReply::Result(result)) => Outcome::Completed(result),
+                Ok(AgentReply::Error(message)) => Outcome::Failed(message),
+                Err(ConnError::Disconnected) => {
+                    Outcome::Failed("The agent disconnected before answering".into())
+                }
+                Err(ConnError::Busy) => {
+                    Outcome::Failed("The agent has too many calls in flight".into())
+                }
+            };
+            act.finish(outcome, ctx);
+        })
+        .spawn(ctx);
+    }
+}
+
+/// Wait for the final task.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Subscribe {
+    pub reply: oneshot::Sender<HubResult<tasks::Model>>,
+}
+
+impl Handler<Subscribe> for TaskActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Subscribe, _: &mut Self::Context) {
+        self.waiters.push(msg.reply);
+    }
+}
