@@ -132,8 +132,12 @@ async fn post<C: ConnectionTrait>(
     })
     .exec(conn)
     .await?;
+    // Lock wallets in one global order (by id), so two transactions moving tokens between
+    // the same wallets in opposite directions cannot deadlock on PostgreSQL.
+    let mut ordered: Vec<&Leg> = legs.iter().collect();
+    ordered.sort_by_key(|l| l.wallet);
     let mut rows = Vec::with_capacity(legs.len());
-    for leg in legs {
+    for leg in ordered {
         let column = match leg.bucket {
             Bucket::Available => wallets::Column::Balance,
             Bucket::Reserved => wallets::Column::Reserved,
@@ -450,6 +454,39 @@ pub async fn check<C: ConnectionTrait>(conn: &C) -> HubResult<Report> {
             if w.balance < 0 || w.reserved < 0 {
                 report.problems.push(format!("wallet {} is negative", w.id));
             }
+        }
+    }
+    // No reservation stays open once its task is final, and an open task holds its price.
+    #[derive(Debug, FromQueryResult)]
+    struct Held {
+        task_id: Option<Uuid>,
+        held: Option<i64>,
+    }
+    let held = ledger_entries::Entity::find()
+        .inner_join(ledger_transactions::Entity)
+        .select_only()
+        .column_as(ledger_transactions::Column::TaskId, "task_id")
+        .column_as(Expr::col(ledger_entries::Column::Amount).sum().cast_as("BIGINT"), "held")
+        .filter(ledger_entries::Column::Bucket.eq("reserved"))
+        .filter(ledger_transactions::Column::TaskId.is_not_null())
+        .group_by(ledger_transactions::Column::TaskId)
+        .into_model::<Held>()
+        .all(conn)
+        .await?;
+    for h in held {
+        let Some(task_id) = h.task_id else { continue };
+        let held = h.held.unwrap_or(0);
+        let task = entities::tasks::Entity::find_by_id(task_id).one(conn).await?;
+        let expected = match &task {
+            Some(t) if crate::task::FINAL.contains(&t.status.as_str()) => 0,
+            Some(t) => t.price,
+            None => 0,
+        };
+        if held != expected {
+            report.problems.push(format!(
+                "task {task_id} ({}) holds {held} reserved tokens, expected {expected}",
+                task.map_or("missing".into(), |t| t.status)
+            ));
         }
     }
     if report.user_balances + report.user_reserved != report.granted {

@@ -62,9 +62,16 @@ pub struct Hub {
     pub config: HubConfig,
     pub keys: keys::KeyCache,
     pub registry: registry::Registry,
+    /// The last `jobId` handed out: a per-hub increasing integer.
+    job_seq: std::sync::atomic::AtomicI64,
 }
 
 impl Hub {
+    /// The next `jobId`.
+    pub fn next_job_id(&self) -> i64 {
+        self.job_seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+    }
+
     /// Builds the hub on an open, migrated database: makes sure the system wallet exists and
     /// settles the calls a previous process left in flight.
     pub async fn start(db: DatabaseConnection, env: Env, config: HubConfig) -> HubResult<Self> {
@@ -74,8 +81,10 @@ impl Hub {
             config,
             keys: keys::KeyCache::default(),
             registry: registry::Registry::default(),
+            job_seq: std::sync::atomic::AtomicI64::new(0),
         };
         ledger::ensure_system_wallet(&hub, &hub.db).await?;
+        hub.job_seq.store(task::max_job_id(&hub.db).await?, std::sync::atomic::Ordering::SeqCst);
         task::recover(&hub).await?;
         Ok(hub)
     }

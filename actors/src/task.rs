@@ -71,7 +71,7 @@ pub async fn open(hub: &Hub, new: NewTask) -> Result<tasks::Model, OpenError> {
     let now = hub.env.now();
     let id = hub.env.new_id();
     let txn = db::begin_write(&hub.db).await?;
-    let job_id = next_job_id(&txn).await?;
+    let job_id = hub.next_job_id();
     let memo = Memo {
         task_id: Some(id),
         agent_id: Some(new.agent.id),
@@ -143,16 +143,15 @@ pub async fn open(hub: &Hub, new: NewTask) -> Result<tasks::Model, OpenError> {
     Ok(task)
 }
 
-/// The next job id: one more than the largest so far, taken under the write lock of the
-/// transaction that inserts the task (so concurrent tasks never share one).
-async fn next_job_id<C: ConnectionTrait>(conn: &C) -> HubResult<i64> {
+/// The largest job id so far (at start-up; afterwards the hub counts in memory).
+pub async fn max_job_id<C: ConnectionTrait>(conn: &C) -> HubResult<i64> {
     let max: Option<Option<i64>> = tasks::Entity::find()
         .select_only()
         .column_as(tasks::Column::JobId.max(), "max")
         .into_tuple()
         .one(conn)
         .await?;
-    Ok(max.flatten().unwrap_or(0) + 1)
+    Ok(max.flatten().unwrap_or(0))
 }
 
 /// The final outcome of a task.
