@@ -62,13 +62,14 @@ pub async fn register(hub: &Hub, origin: &Origin, input: Registration) -> HubRes
     errors.required("email", &input.email);
     errors.required("username", &input.username);
     errors.required("password", &input.password);
+    let (email_given, username_given) = (input.email.is_some(), input.username.is_some());
     let email = input.email.unwrap_or_default().trim().to_lowercase();
     let username = input.username.unwrap_or_default().trim().to_string();
     let password = input.password.unwrap_or_default();
-    if !email.is_empty() {
+    if email_given {
         validate_email(&mut errors, &email);
     }
-    if !username.is_empty() {
+    if username_given {
         validate_username(&mut errors, &username);
     }
     if !password.is_empty() || errors.is_empty() {

@@ -119,7 +119,7 @@ pub async fn call(hub: &Arc<Hub>, req: CallRequest) -> HubResult<tasks::Model> {
         if req.request_id.is_some() {
             match previous_attempt(hub, req.payer_id, &request_id, &fp).await? {
                 Previous::None => {}
-                Previous::Final(task) if task.status == "completed" => return Ok(task),
+                Previous::Final(task) if task.status == "completed" => return Ok(*task),
                 Previous::Final(task) => retry_of = Some(task.id),
                 Previous::Running(rx) => return wait(hub, rx, req.payer_id, &request_id).await,
             }
@@ -174,7 +174,7 @@ pub async fn call(hub: &Arc<Hub>, req: CallRequest) -> HubResult<tasks::Model> {
 
 enum Previous {
     None,
-    Final(tasks::Model),
+    Final(Box<tasks::Model>),
     Running(oneshot::Receiver<HubResult<tasks::Model>>),
 }
 
@@ -216,7 +216,7 @@ async fn previous_attempt(
         .await?
         .ok_or_else(|| HubError::not_found("Task"))?;
     if task::FINAL.contains(&task.status.as_str()) {
-        return Ok(Previous::Final(task));
+        return Ok(Previous::Final(Box::new(task)));
     }
     // Open but not in this process's registry (settling right now, or another node): poll the
     // row until it is final.

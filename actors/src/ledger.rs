@@ -466,7 +466,12 @@ pub async fn check<C: ConnectionTrait>(conn: &C) -> HubResult<Report> {
         .inner_join(ledger_transactions::Entity)
         .select_only()
         .column_as(ledger_transactions::Column::TaskId, "task_id")
-        .column_as(Expr::col(ledger_entries::Column::Amount).sum().cast_as("BIGINT"), "held")
+        .column_as(
+            Expr::col(ledger_entries::Column::Amount)
+                .sum()
+                .cast_as("BIGINT"),
+            "held",
+        )
         .filter(ledger_entries::Column::Bucket.eq("reserved"))
         .filter(ledger_transactions::Column::TaskId.is_not_null())
         .group_by(ledger_transactions::Column::TaskId)
@@ -476,7 +481,9 @@ pub async fn check<C: ConnectionTrait>(conn: &C) -> HubResult<Report> {
     for h in held {
         let Some(task_id) = h.task_id else { continue };
         let held = h.held.unwrap_or(0);
-        let task = entities::tasks::Entity::find_by_id(task_id).one(conn).await?;
+        let task = entities::tasks::Entity::find_by_id(task_id)
+            .one(conn)
+            .await?;
         let expected = match &task {
             Some(t) if crate::task::FINAL.contains(&t.status.as_str()) => 0,
             Some(t) => t.price,

@@ -69,7 +69,9 @@ pub struct Hub {
 impl Hub {
     /// The next `jobId`.
     pub fn next_job_id(&self) -> i64 {
-        self.job_seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+        self.job_seq
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1
     }
 
     /// Builds the hub on an open, migrated database: makes sure the system wallet exists and
@@ -84,7 +86,10 @@ impl Hub {
             job_seq: std::sync::atomic::AtomicI64::new(0),
         };
         ledger::ensure_system_wallet(&hub, &hub.db).await?;
-        hub.job_seq.store(task::max_job_id(&hub.db).await?, std::sync::atomic::Ordering::SeqCst);
+        hub.job_seq.store(
+            task::max_job_id(&hub.db).await?,
+            std::sync::atomic::Ordering::SeqCst,
+        );
         task::recover(&hub).await?;
         Ok(hub)
     }

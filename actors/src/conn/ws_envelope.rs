@@ -17,7 +17,11 @@ use crate::{
 use actix::prelude::*;
 use actix_web_actors::ws;
 use serde_json::{Value, json};
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -39,8 +43,8 @@ pub struct EnvelopeConn {
     pong_timeout: Duration,
     /// Calls and tool listings sent to the agent, by the `requestId` we gave them.
     pending: HashMap<String, Pending>,
-    /// The ping we are waiting a pong for.
-    awaiting_pong: Option<String>,
+    /// The ping we are waiting a pong for, and when it was sent.
+    awaiting_pong: Option<(String, Instant)>,
 }
 
 impl EnvelopeConn {
@@ -66,22 +70,38 @@ impl EnvelopeConn {
     }
 
     fn heartbeat(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        // One ping at a time: while a pong is outstanding no new ping replaces it, so the
+        // deadline holds whatever the ratio of heartbeat to pong timeout.
+        if let Some((_, since)) = &self.awaiting_pong {
+            if since.elapsed() >= self.pong_timeout {
+                self.close_dead(ctx);
+            }
+            return;
+        }
         let id = Uuid::new_v4().to_string();
         Self::send(
             ctx,
             &json!({ "type": "ping", "requestId": id, "timestamp": Self::now() }),
         );
-        self.awaiting_pong = Some(id.clone());
+        self.awaiting_pong = Some((id.clone(), Instant::now()));
         ctx.run_later(self.pong_timeout, move |act, ctx| {
-            if act.awaiting_pong.as_deref() == Some(id.as_str()) {
-                tracing::info!(agent_id = %act.agent_id, "no pong in time: closing");
-                ctx.close(Some(ws::CloseReason {
-                    code: ws::CloseCode::Policy,
-                    description: Some("pong timeout".into()),
-                }));
-                ctx.stop();
+            if act
+                .awaiting_pong
+                .as_ref()
+                .is_some_and(|(awaited, _)| *awaited == id)
+            {
+                act.close_dead(ctx);
             }
         });
+    }
+
+    fn close_dead(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        tracing::info!(agent_id = %self.agent_id, "no pong in time: closing");
+        ctx.close(Some(ws::CloseReason {
+            code: ws::CloseCode::Policy,
+            description: Some("pong timeout".into()),
+        }));
+        ctx.stop();
     }
 
     fn request_tools(&mut self, ctx: &mut ws::WebsocketContext<Self>, reply: Pending) {
@@ -111,8 +131,10 @@ impl EnvelopeConn {
         let payload = msg.get("payload").cloned().unwrap_or(Value::Null);
         match kind {
             "pong" => {
-                if self.awaiting_pong.as_deref() == Some(request_id.as_str())
-                    || self.awaiting_pong.is_some() && request_id.is_empty()
+                if self
+                    .awaiting_pong
+                    .as_ref()
+                    .is_some_and(|(awaited, _)| *awaited == request_id || request_id.is_empty())
                 {
                     self.awaiting_pong = None;
                 }

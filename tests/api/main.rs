@@ -1,0 +1,14 @@
+//! Black-box tests of agenthub: the real server on a random port, real HTTP clients.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod agents;
+mod auth;
+mod billing;
+mod discovery;
+mod engine_calls;
+mod engine_restart;
+mod engine_ws;
+mod errors;
+mod helpers;
+mod ledger;
+mod rate_limit;
