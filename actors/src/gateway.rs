@@ -124,7 +124,7 @@ pub async fn call(hub: &Arc<Hub>, req: CallRequest) -> HubResult<tasks::Model> {
                 Previous::Running(rx) => return wait(hub, rx, req.payer_id, &request_id).await,
             }
         }
-        let conn = hub.registry.conn(agent.id).ok_or_else(|| {
+        let conn = route(hub, &agent).ok_or_else(|| {
             coded(
                 503,
                 "AGENT_OFFLINE",
@@ -170,6 +170,26 @@ pub async fn call(hub: &Arc<Hub>, req: CallRequest) -> HubResult<tasks::Model> {
         "IDEMPOTENCY_CONFLICT",
         "Concurrent retries of this requestId; retry",
     ))
+}
+
+/// The channel a call to this agent takes now: its WebSocket for websocket agents, its MCP
+/// endpoint for http agents, and for hybrid agents the WebSocket when connected, else HTTP.
+pub fn route(hub: &Hub, agent: &entities::agents::Model) -> Option<crate::conn::ConnHandle> {
+    let http = || {
+        agent
+            .mcp_endpoint
+            .clone()
+            .map(|endpoint| crate::conn::ConnHandle::Http {
+                client: hub.mcp.clone(),
+                endpoint,
+                timeout: hub.config.call_timeout,
+            })
+    };
+    match agent.connection_mode.as_deref() {
+        Some("http") => http(),
+        Some("hybrid") => hub.registry.conn(agent.id).or_else(http),
+        _ => hub.registry.conn(agent.id),
+    }
 }
 
 enum Previous {

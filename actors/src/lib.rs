@@ -13,6 +13,7 @@ pub mod error;
 pub mod gateway;
 pub mod keys;
 pub mod ledger;
+pub mod outbound;
 pub mod passwords;
 pub mod registry;
 pub mod reputation;
@@ -62,6 +63,8 @@ pub struct Hub {
     pub config: HubConfig,
     pub keys: keys::KeyCache,
     pub registry: registry::Registry,
+    /// The MCP-over-HTTP client (through the safe outbound client).
+    pub mcp: std::sync::Arc<conn::mcp_http::McpHttp>,
     /// The last `jobId` handed out: a per-hub increasing integer.
     job_seq: std::sync::atomic::AtomicI64,
 }
@@ -77,12 +80,16 @@ impl Hub {
     /// Builds the hub on an open, migrated database: makes sure the system wallet exists and
     /// settles the calls a previous process left in flight.
     pub async fn start(db: DatabaseConnection, env: Env, config: HubConfig) -> HubResult<Self> {
+        let allow_private = config.allow_private_urls;
         let hub = Self {
             db,
             env,
             config,
             keys: keys::KeyCache::default(),
             registry: registry::Registry::default(),
+            mcp: std::sync::Arc::new(
+                conn::mcp_http::McpHttp::new(allow_private).map_err(HubError::Internal)?,
+            ),
             job_seq: std::sync::atomic::AtomicI64::new(0),
         };
         ledger::ensure_system_wallet(&hub, &hub.db).await?;

@@ -130,7 +130,7 @@ async fn tools(
 ) -> Result<HttpResponse, ApiError> {
     let viewer = caller.0.map(|c| c.user_id);
     let agent = catalog::find_visible(&hub, &path, viewer).await?;
-    if let Some(conn) = hub.registry.conn(agent.id)
+    if let Some(conn) = actors::gateway::route(&hub, &agent)
         && let Ok(rx) = conn.list_tools().await
         && let Ok(Ok(Ok(tools))) = tokio::time::timeout(TOOLS_TIMEOUT, rx).await
     {

@@ -6,6 +6,7 @@ mod auth;
 mod billing;
 mod discovery;
 mod engine_calls;
+mod engine_http;
 mod engine_restart;
 mod engine_ws;
 mod errors;

@@ -2,10 +2,12 @@
 //! Each speaks its wire format and turns it into the same internal messages: `Deliver` a tool
 //! call (answered later through a oneshot) and `ListTools`.
 
+pub mod mcp_http;
 pub mod ws_envelope;
 
 use actix::{Addr, MailboxError};
 use serde_json::Value;
+use std::{sync::Arc, time::Duration};
 use tokio::sync::oneshot;
 
 /// What an agent answered to a call.
@@ -39,12 +41,19 @@ pub enum ConnHandle {
         conn_id: u64,
         addr: Addr<ws_envelope::EnvelopeConn>,
     },
+    /// An MCP endpoint reached over HTTP: no live connection, each call is a request.
+    Http {
+        client: Arc<mcp_http::McpHttp>,
+        endpoint: String,
+        timeout: Duration,
+    },
 }
 
 impl ConnHandle {
     pub fn conn_id(&self) -> u64 {
         match self {
             ConnHandle::Envelope { conn_id, .. } => *conn_id,
+            ConnHandle::Http { .. } => 0,
         }
     }
 
@@ -66,6 +75,18 @@ impl ConnHandle {
                 })
                 .await??;
             }
+            ConnHandle::Http {
+                client,
+                endpoint,
+                timeout,
+            } => {
+                let work = client
+                    .clone()
+                    .call_tool(endpoint.clone(), tool, arguments, *timeout);
+                actix::spawn(async move {
+                    let _ = tx.send(work.await);
+                });
+            }
         }
         Ok(rx)
     }
@@ -79,6 +100,17 @@ impl ConnHandle {
             ConnHandle::Envelope { addr, .. } => {
                 addr.send(ws_envelope::ListTools { reply: tx }).await??;
             }
+            ConnHandle::Http {
+                client,
+                endpoint,
+                timeout,
+            } => {
+                let (client, endpoint, timeout) = (client.clone(), endpoint.clone(), *timeout);
+                actix::spawn(async move {
+                    let tools = client.list_tools(&endpoint, timeout).await;
+                    let _ = tx.send(tools.map_err(|_| ConnError::Disconnected));
+                });
+            }
         }
         Ok(rx)
     }
@@ -87,6 +119,7 @@ impl ConnHandle {
     pub fn replace(&self) {
         match self {
             ConnHandle::Envelope { addr, .. } => addr.do_send(ws_envelope::Replaced),
+            ConnHandle::Http { .. } => {}
         }
     }
 }

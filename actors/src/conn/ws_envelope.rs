@@ -198,7 +198,7 @@ impl EnvelopeConn {
 }
 
 /// The `payload` of a `tool_call_response` as an outcome: `{result}` or `{error: {message}}`.
-fn reply_of(payload: &Value) -> AgentReply {
+pub(crate) fn reply_of(payload: &Value) -> AgentReply {
     if let Some(err) = payload.get("error").filter(|e| !e.is_null()) {
         let message = err
             .get("message")
