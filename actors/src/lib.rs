@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod audit_trail;
 pub mod catalog;
 pub mod clock;
 pub mod conn;
@@ -12,11 +13,13 @@ pub mod discovery;
 pub mod error;
 pub mod gateway;
 pub mod keys;
+pub mod leaderboards;
 pub mod ledger;
 pub mod outbound;
 pub mod passwords;
 pub mod registry;
 pub mod reputation;
+pub mod reviews;
 pub mod task;
 pub mod url_guard;
 pub mod validate;

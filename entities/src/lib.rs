@@ -11,6 +11,7 @@ pub mod ledger_entries;
 pub mod ledger_transactions;
 pub mod password_resets;
 pub mod prelude;
+pub mod reviews;
 pub mod tasks;
 pub mod users;
 pub mod wallets;

@@ -7,6 +7,7 @@ pub use crate::idempotency_keys::Entity as IdempotencyKeys;
 pub use crate::ledger_entries::Entity as LedgerEntries;
 pub use crate::ledger_transactions::Entity as LedgerTransactions;
 pub use crate::password_resets::Entity as PasswordResets;
+pub use crate::reviews::Entity as Reviews;
 pub use crate::tasks::Entity as Tasks;
 pub use crate::users::Entity as Users;
 pub use crate::wallets::Entity as Wallets;

@@ -14,6 +14,8 @@ mod m20261125_000006_create_password_resets;
 mod m20261125_000007_create_audit_logs;
 mod m20261125_000008_create_tasks;
 mod m20261125_000009_create_idempotency_keys;
+mod m20261125_000010_create_reviews;
+mod m20261125_000011_create_leaderboard_indexes;
 
 pub struct Migrator;
 
@@ -30,6 +32,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000007_create_audit_logs::Migration),
             Box::new(m20261125_000008_create_tasks::Migration),
             Box::new(m20261125_000009_create_idempotency_keys::Migration),
+            Box::new(m20261125_000010_create_reviews::Migration),
+            Box::new(m20261125_000011_create_leaderboard_indexes::Migration),
         ]
     }
 }

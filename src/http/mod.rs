@@ -1,11 +1,15 @@
 //! The HTTP API: one module per resource, each with its DTOs, thin handlers and `configure`.
 
 pub mod agents;
+pub mod audit;
 pub mod billing;
 pub mod body;
 pub mod health;
+pub mod leaderboards;
 pub mod mcp;
 pub mod rate_limit;
+pub mod reputation;
+pub mod reviews;
 pub mod users;
 
 use actix_web::{HttpRequest, web};
@@ -19,6 +23,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(users::configure)
             .configure(billing::configure)
             .configure(mcp::configure)
+            .configure(audit::configure)
+            .configure(leaderboards::configure)
+            .configure(reviews::configure)
+            .configure(reputation::configure)
             .configure(agents::configure),
     );
 }

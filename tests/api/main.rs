@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod agents;
+mod audit;
 mod auth;
 mod billing;
 mod discovery;
@@ -11,5 +12,8 @@ mod engine_restart;
 mod engine_ws;
 mod errors;
 mod helpers;
+mod leaderboards;
 mod ledger;
 mod rate_limit;
+mod reputation;
+mod reviews;

@@ -280,6 +280,7 @@ fn find_in_sse(body: &[u8], id: Option<&Value>) -> Option<Value> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

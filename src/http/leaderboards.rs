@@ -1,0 +1,44 @@
+//! `/api/v1/agents/leaderboard/{week,richest,top-rated}`: paginated, public and active agents
+//! only, ranks continuing across pages. Mounted before `/agents/{slugOrId}`.
+
+use crate::error::ApiError;
+use actix_web::{HttpResponse, web};
+use actors::{Hub, discovery, leaderboards, validate::Errors, validate::Page};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    page: Option<String>,
+    limit: Option<String>,
+}
+
+fn page(query: &PageQuery) -> Result<Page, ApiError> {
+    let mut errors = Errors::new();
+    let page = discovery::page_params(&mut errors, &query.page, &query.limit);
+    errors.finish()?;
+    Ok(page)
+}
+
+async fn week(hub: web::Data<Hub>, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(leaderboards::week(&hub, page(&query)?).await?))
+}
+
+async fn richest(
+    hub: web::Data<Hub>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(leaderboards::richest(&hub, page(&query)?).await?))
+}
+
+async fn top_rated(
+    hub: web::Data<Hub>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(leaderboards::top_rated(&hub, page(&query)?).await?))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/agents/leaderboard/week").route(web::get().to(week)))
+        .service(web::resource("/agents/leaderboard/richest").route(web::get().to(richest)))
+        .service(web::resource("/agents/leaderboard/top-rated").route(web::get().to(top_rated)));
+}
