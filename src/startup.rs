@@ -61,6 +61,7 @@ impl Application {
             call_timeout: Duration::from_secs(settings.call_timeout_secs),
             heartbeat: Duration::from_secs(settings.heartbeat_secs),
             pong_timeout: Duration::from_secs(settings.pong_timeout_secs),
+            push_timeout: Duration::from_secs(settings.push_timeout_secs),
         };
         let hub = web::Data::new(Hub::start(db, Env::system(), config).await?);
         let jwt = web::Data::new(JwtKeys::load(

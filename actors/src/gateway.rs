@@ -41,6 +41,84 @@ pub struct CallRequest {
     pub source: &'static str,
     /// Test calls run unbilled.
     pub billed: bool,
+    /// Wait for the outcome (`/mcp/call`), or answer once the task is queued (`POST /tasks`).
+    pub wait: bool,
+}
+
+/// Largest total size of the files of one task, decoded.
+pub const MAX_FILES_BYTES: usize = 1024 * 1024;
+/// Largest task text.
+pub const MAX_TASK_CHARS: usize = 100_000;
+
+/// Checks the arguments of the implicit `task` tool: `{task: string, files: [...]}` where a
+/// file is `{name, mimeType, content}` (base64) or `{name, url}`.
+pub fn check_task_arguments(arguments: &Value) -> HubResult<()> {
+    let mut errors = Errors::new();
+    match arguments.get("task") {
+        Some(Value::String(t)) if !t.trim().is_empty() => {
+            if t.chars().count() > MAX_TASK_CHARS {
+                errors.add(
+                    "task",
+                    format!("must be at most {MAX_TASK_CHARS} characters"),
+                );
+            }
+        }
+        Some(Value::String(_)) | None | Some(Value::Null) => errors.add("task", "is required"),
+        Some(_) => errors.add("task", "must be a string"),
+    }
+    let mut total = 0usize;
+    match arguments.get("files") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(files)) => {
+            if files.len() > 20 {
+                errors.add("files", "at most 20 files");
+            }
+            for (i, f) in files.iter().enumerate() {
+                let field = format!("files[{i}]");
+                if f.get("name")
+                    .and_then(Value::as_str)
+                    .is_none_or(|n| n.is_empty())
+                {
+                    errors.add(&format!("{field}.name"), "is required");
+                }
+                match (
+                    f.get("content").and_then(Value::as_str),
+                    f.get("url").and_then(Value::as_str),
+                ) {
+                    (Some(content), _) => {
+                        let clean = content.trim_end_matches('=');
+                        if !clean
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+                        {
+                            errors.add(&format!("{field}.content"), "must be base64");
+                        }
+                        total += clean.len() * 3 / 4;
+                    }
+                    (None, Some(url)) => {
+                        if url::Url::parse(url)
+                            .map(|u| matches!(u.scheme(), "https" | "http"))
+                            .unwrap_or(false)
+                        {
+                        } else {
+                            errors.add(&format!("{field}.url"), "must be an http(s) URL");
+                        }
+                    }
+                    (None, None) => errors.add(&field, "needs content (base64) or url"),
+                }
+            }
+        }
+        Some(_) => errors.add("files", "must be a list"),
+    }
+    errors.finish()?;
+    if total > MAX_FILES_BYTES {
+        return Err(coded(
+            413,
+            "PAYLOAD_TOO_LARGE",
+            format!("Files may total at most {MAX_FILES_BYTES} bytes; these are about {total}"),
+        ));
+    }
+    Ok(())
 }
 
 fn coded(status: u16, code: &'static str, message: impl Into<String>) -> HubError {
@@ -98,6 +176,16 @@ pub async fn call(hub: &Arc<Hub>, req: CallRequest) -> HubResult<tasks::Model> {
             ),
         ));
     }
+    let plain = agent.delivery_mode.is_some();
+    if plain {
+        if tool != "task" {
+            return Err(HubError::invalid_field(
+                "toolName",
+                "this agent takes tasks: its only tool is \"task\"",
+            ));
+        }
+        check_task_arguments(&arguments)?;
+    }
     let price = if req.billed { agent.price_per_call } else { 0 };
     if let Some(max) = req.max_cost
         && price > max
@@ -121,16 +209,21 @@ pub async fn call(hub: &Arc<Hub>, req: CallRequest) -> HubResult<tasks::Model> {
                 Previous::None => {}
                 Previous::Final(task) if task.status == "completed" => return Ok(*task),
                 Previous::Final(task) => retry_of = Some(task.id),
-                Previous::Running(rx) => return wait(hub, rx, req.payer_id, &request_id).await,
+                Previous::Running(rx) if req.wait => {
+                    return wait(hub, rx, req.payer_id, &request_id).await;
+                }
+                Previous::Running(_) => return current(hub, req.payer_id, &request_id).await,
             }
         }
-        let conn = route(hub, &agent).ok_or_else(|| {
-            coded(
+        // Plain-mode agents queue what they cannot take now; envelope agents must be there.
+        let conn = route(hub, &agent);
+        if conn.is_none() && !plain {
+            return Err(coded(
                 503,
                 "AGENT_OFFLINE",
                 format!("Agent {} is not connected", agent.slug),
-            )
-        })?;
+            ));
+        }
         let deadline = hub.config.call_timeout;
         let new = NewTask {
             payer_id: req.payer_id,
@@ -152,6 +245,7 @@ pub async fn call(hub: &Arc<Hub>, req: CallRequest) -> HubResult<tasks::Model> {
             Err(OpenError::Hub(err)) => return Err(err),
         };
         let (tx, rx) = oneshot::channel();
+        let queued = conn.is_none();
         let addr = TaskActor::new(hub.clone(), task.clone(), conn, deadline).start();
         hub.registry.track(
             req.payer_id,
@@ -162,6 +256,11 @@ pub async fn call(hub: &Arc<Hub>, req: CallRequest) -> HubResult<tasks::Model> {
                 addr: addr.clone(),
             },
         );
+        if !req.wait {
+            let mut task = task;
+            task.status = if queued { "queued" } else { "dispatched" }.into();
+            return Ok(task);
+        }
         addr.do_send(Subscribe { reply: tx });
         return wait(hub, rx, req.payer_id, &request_id).await;
     }
@@ -185,6 +284,20 @@ pub fn route(hub: &Hub, agent: &entities::agents::Model) -> Option<crate::conn::
                 timeout: hub.config.call_timeout,
             })
     };
+    if let Some(mode) = agent.delivery_mode.as_deref() {
+        return match mode {
+            "push" => agent
+                .endpoint
+                .clone()
+                .map(|endpoint| crate::conn::ConnHandle::Push {
+                    client: hub.mcp.clone(),
+                    endpoint,
+                    timeout: hub.config.push_timeout,
+                }),
+            "ws" => hub.registry.conn(agent.id),
+            _ => None,
+        };
+    }
     match agent.connection_mode.as_deref() {
         Some("http") => http(),
         Some("hybrid") => hub.registry.conn(agent.id).or_else(http),
@@ -255,6 +368,20 @@ async fn previous_attempt(
         }
     });
     Ok(Previous::Running(rx))
+}
+
+/// The task a `requestId` names now, as stored.
+async fn current(hub: &Arc<Hub>, payer: Uuid, request_id: &str) -> HubResult<tasks::Model> {
+    let key = idempotency_keys::Entity::find()
+        .filter(idempotency_keys::Column::PayerId.eq(payer))
+        .filter(idempotency_keys::Column::RequestId.eq(request_id))
+        .one(&hub.db)
+        .await?
+        .ok_or_else(|| HubError::not_found("Task"))?;
+    tasks::Entity::find_by_id(key.task_id)
+        .one(&hub.db)
+        .await?
+        .ok_or_else(|| HubError::not_found("Task"))
 }
 
 /// Waits for a task's final state; if the actor went away without answering, reads it back.

@@ -44,6 +44,8 @@ pub struct HubConfig {
     /// WebSocket ping cadence and pong deadline.
     pub heartbeat: Duration,
     pub pong_timeout: Duration,
+    /// Deadline of a webhook push.
+    pub push_timeout: Duration,
 }
 
 impl Default for HubConfig {
@@ -55,6 +57,7 @@ impl Default for HubConfig {
             call_timeout: Duration::from_secs(60),
             heartbeat: Duration::from_secs(30),
             pong_timeout: Duration::from_secs(10),
+            push_timeout: Duration::from_secs(30),
         }
     }
 }

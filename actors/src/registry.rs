@@ -9,7 +9,11 @@
 use crate::{conn::ConnHandle, task::TaskActor};
 use actix::Addr;
 use dashmap::DashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 /// An in-flight call that retries with the same `requestId` can wait on.
@@ -24,6 +28,10 @@ pub struct InFlight {
 pub struct Registry {
     conns: DashMap<Uuid, ConnHandle>,
     calls: DashMap<(Uuid, String), InFlight>,
+    /// Every running task actor, by task id.
+    tasks: DashMap<Uuid, Addr<TaskActor>>,
+    /// Long-polling agents wait here for new tasks.
+    pollers: DashMap<Uuid, Arc<Notify>>,
     next_conn: AtomicU64,
 }
 
@@ -75,5 +83,29 @@ impl Registry {
             .remove_if(&(payer, request_id.to_string()), |_, c| {
                 c.task_id == task_id
             });
+    }
+
+    pub fn remember_task(&self, task_id: Uuid, addr: Addr<TaskActor>) {
+        self.tasks.insert(task_id, addr);
+    }
+
+    pub fn forget_task(&self, task_id: Uuid) {
+        self.tasks.remove(&task_id);
+    }
+
+    pub fn task(&self, task_id: Uuid) -> Option<Addr<TaskActor>> {
+        self.tasks.get(&task_id).map(|a| a.clone())
+    }
+
+    /// The notifier a long-polling agent waits on.
+    pub fn poller(&self, agent_id: Uuid) -> Arc<Notify> {
+        self.pollers.entry(agent_id).or_default().clone()
+    }
+
+    /// Wakes the agent's long-pollers: a task is waiting.
+    pub fn wake_pollers(&self, agent_id: Uuid) {
+        if let Some(n) = self.pollers.get(&agent_id) {
+            n.notify_waiters();
+        }
     }
 }

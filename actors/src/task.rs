@@ -286,17 +286,27 @@ pub async fn recover(hub: &Hub) -> HubResult<usize> {
 }
 
 /// The actor of one in-flight call.
+///
+/// With a connection (envelope WebSocket, HTTP, push, a connected plain stream) it hands the
+/// call over at once. Without one (a plain-mode agent that is away, or a polling agent) the
+/// task waits `queued` until the agent connects (`Attach`) or polls and answers (`Resolve`).
+/// Whatever comes first (answer, error or deadline) settles the task, once.
 pub struct TaskActor {
     hub: Arc<Hub>,
     task: tasks::Model,
-    conn: ConnHandle,
+    conn: Option<ConnHandle>,
     deadline: Duration,
     waiters: Vec<oneshot::Sender<HubResult<tasks::Model>>>,
     settling: bool,
 }
 
 impl TaskActor {
-    pub fn new(hub: Arc<Hub>, task: tasks::Model, conn: ConnHandle, deadline: Duration) -> Self {
+    pub fn new(
+        hub: Arc<Hub>,
+        task: tasks::Model,
+        conn: Option<ConnHandle>,
+        deadline: Duration,
+    ) -> Self {
         Self {
             hub,
             task,
@@ -329,32 +339,43 @@ impl TaskActor {
                 act.hub
                     .registry
                     .untrack(act.task.payer_id, &act.task.request_id, act.task.id);
+                act.hub.registry.forget_task(act.task.id);
                 ctx.stop();
             })
             .wait(ctx);
     }
-}
 
-impl Actor for TaskActor {
-    type Context = Context<Self>;
+    /// Whether a lost connection puts the task back in the queue (plain-stream agents get it
+    /// again when they reconnect) rather than failing it.
+    fn requeues(&self) -> bool {
+        matches!(self.conn, Some(ConnHandle::Plain { .. }))
+    }
 
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_later(self.deadline, |act, ctx| act.finish(Outcome::Timeout, ctx));
-        let conn = self.conn.clone();
-        let call_id = self.task.id.to_string();
-        let tool = self.task.tool_name.clone();
-        let arguments = self.task.arguments.clone();
+    /// Waits in the queue for the agent.
+    fn enqueue(&mut self) {
+        self.conn = None;
         let hub = self.hub.clone();
         let task_id = self.task.id;
-        async move {
-            // Persist the hand-over before the agent can answer.
+        let agent_id = self.task.agent_id;
+        actix::spawn(async move {
             let _ = tasks::Entity::update_many()
-                .col_expr(tasks::Column::Status, Expr::value("dispatched"))
+                .col_expr(tasks::Column::Status, Expr::value("queued"))
                 .filter(tasks::Column::Id.eq(task_id))
-                .filter(tasks::Column::Status.eq("reserved"))
+                .filter(tasks::Column::Status.is_in(["reserved", "dispatched"]))
                 .exec(&hub.db)
                 .await;
-            let rx = conn.deliver(call_id, tool, arguments).await?;
+            hub.registry.wake_pollers(agent_id);
+        });
+    }
+
+    fn dispatch(&mut self, conn: ConnHandle, ctx: &mut Context<Self>) {
+        self.conn = Some(conn.clone());
+        let task = self.task.clone();
+        let hub = self.hub.clone();
+        async move {
+            // Persist the hand-over before the agent can answer.
+            mark_dispatched(&hub, task.id).await;
+            let rx = conn.deliver(&task).await?;
             rx.await.map_err(|_| ConnError::Disconnected)?
         }
         .into_actor(self)
@@ -362,6 +383,10 @@ impl Actor for TaskActor {
             let outcome = match reply {
                 Ok(AgentReply::Result(result)) => Outcome::Completed(result),
                 Ok(AgentReply::Error(message)) => Outcome::Failed(message),
+                Err(ConnError::Disconnected) if act.requeues() && !act.settling => {
+                    act.enqueue();
+                    return;
+                }
                 Err(ConnError::Disconnected) => {
                     Outcome::Failed("The agent disconnected before answering".into())
                 }
@@ -372,6 +397,30 @@ impl Actor for TaskActor {
             act.finish(outcome, ctx);
         })
         .spawn(ctx);
+    }
+}
+
+/// Marks a task handed to its agent (from `reserved` or `queued`).
+pub async fn mark_dispatched(hub: &Hub, task_id: Uuid) -> bool {
+    tasks::Entity::update_many()
+        .col_expr(tasks::Column::Status, Expr::value("dispatched"))
+        .filter(tasks::Column::Id.eq(task_id))
+        .filter(tasks::Column::Status.is_in(["reserved", "queued"]))
+        .exec(&hub.db)
+        .await
+        .is_ok_and(|r| r.rows_affected == 1)
+}
+
+impl Actor for TaskActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.hub.registry.remember_task(self.task.id, ctx.address());
+        ctx.run_later(self.deadline, |act, ctx| act.finish(Outcome::Timeout, ctx));
+        match self.conn.clone() {
+            Some(conn) => self.dispatch(conn, ctx),
+            None => self.enqueue(),
+        }
     }
 }
 
@@ -387,5 +436,37 @@ impl Handler<Subscribe> for TaskActor {
 
     fn handle(&mut self, msg: Subscribe, _: &mut Self::Context) {
         self.waiters.push(msg.reply);
+    }
+}
+
+/// The agent connected: hand the queued task over.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Attach {
+    pub conn: ConnHandle,
+}
+
+impl Handler<Attach> for TaskActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Attach, ctx: &mut Self::Context) {
+        if self.conn.is_none() && !self.settling {
+            self.dispatch(msg.conn, ctx);
+        }
+    }
+}
+
+/// An answer that arrived outside a connection (a polled task's result).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Resolve {
+    pub outcome: Outcome,
+}
+
+impl Handler<Resolve> for TaskActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Resolve, ctx: &mut Self::Context) {
+        self.finish(msg.outcome, ctx);
     }
 }

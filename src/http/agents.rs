@@ -174,6 +174,7 @@ async fn test_call(
         max_cost: None,
         source: "test",
         billed: false,
+        wait: true,
     };
     let task = actors::gateway::call(&hub.into_inner(), request).await?;
     let (status, body) = crate::http::mcp::call_body(&task);

@@ -43,14 +43,28 @@ pub fn call_body(task: &tasks::Model) -> (StatusCode, Value) {
         "durationMs": task.duration_ms.unwrap_or(0),
     });
     if completed {
-        body["result"] = task.result.clone().unwrap_or(Value::Null);
+        body["result"] = mcp_result(task);
     } else {
         body["error"] = json!({ "message": task.error.clone().unwrap_or_default() });
     }
     (status, body)
 }
 
-async fn buyer_name(hub: &Hub, user_id: uuid::Uuid) -> String {
+/// A task's result as an MCP tool result: plain-mode agents answer with any JSON (usually
+/// text), which MCP callers receive as `{content: [{type: "text", text}]}`.
+pub fn mcp_result(task: &tasks::Model) -> Value {
+    let result = task.result.clone().unwrap_or(Value::Null);
+    if task.tool_name == "task" && result.get("content").is_none() {
+        let text = match result {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        return json!({ "content": [{ "type": "text", "text": text }] });
+    }
+    result
+}
+
+pub async fn buyer_name(hub: &Hub, user_id: uuid::Uuid) -> String {
     accounts::find(hub, user_id)
         .await
         .map(|u| u.username)
@@ -75,6 +89,7 @@ pub async fn run_call(
         max_cost: input.max_cost,
         source,
         billed: true,
+        wait: true,
     };
     gateway::call(hub, request).await
 }

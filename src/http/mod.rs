@@ -10,6 +10,7 @@ pub mod mcp;
 pub mod rate_limit;
 pub mod reputation;
 pub mod reviews;
+pub mod tasks;
 pub mod users;
 
 use actix_web::{HttpRequest, web};
@@ -18,11 +19,13 @@ use actors::audit::Origin;
 /// Mounts every route. Fixed paths under `/agents/` come before `/agents/{slugOrId}`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
+    tasks::configure_agent_side(cfg);
     cfg.service(
         web::scope("/api/v1")
             .configure(users::configure)
             .configure(billing::configure)
             .configure(mcp::configure)
+            .configure(tasks::configure)
             .configure(audit::configure)
             .configure(leaderboards::configure)
             .configure(reviews::configure)

@@ -3,7 +3,9 @@
 //! call (answered later through a oneshot) and `ListTools`.
 
 pub mod mcp_http;
+pub mod push;
 pub mod ws_envelope;
+pub mod ws_plain;
 
 use actix::{Addr, MailboxError};
 use serde_json::Value;
@@ -41,6 +43,17 @@ pub enum ConnHandle {
         conn_id: u64,
         addr: Addr<ws_envelope::EnvelopeConn>,
     },
+    /// A plain task stream (`/ws`).
+    Plain {
+        conn_id: u64,
+        addr: Addr<ws_plain::PlainConn>,
+    },
+    /// A webhook that takes tasks by POST (push delivery).
+    Push {
+        client: Arc<mcp_http::McpHttp>,
+        endpoint: String,
+        timeout: Duration,
+    },
     /// An MCP endpoint reached over HTTP: no live connection, each call is a request.
     Http {
         client: Arc<mcp_http::McpHttp>,
@@ -53,19 +66,46 @@ impl ConnHandle {
     pub fn conn_id(&self) -> u64 {
         match self {
             ConnHandle::Envelope { conn_id, .. } => *conn_id,
-            ConnHandle::Http { .. } => 0,
+            ConnHandle::Plain { conn_id, .. } => *conn_id,
+            ConnHandle::Http { .. } | ConnHandle::Push { .. } => 0,
         }
     }
 
     /// Hands a call to the agent; the receiver resolves with its answer.
     pub async fn deliver(
         &self,
-        call_id: String,
-        tool: String,
-        arguments: Value,
+        task: &entities::tasks::Model,
     ) -> Result<oneshot::Receiver<Result<AgentReply, ConnError>>, ConnError> {
         let (tx, rx) = oneshot::channel();
+        let call_id = task.id.to_string();
+        let tool = task.tool_name.clone();
+        let arguments = task.arguments.clone();
         match self {
+            ConnHandle::Plain { addr, .. } => {
+                addr.send(ws_plain::Deliver {
+                    frame: task_frame(task, true),
+                    task_id: call_id,
+                    reply: tx,
+                })
+                .await??;
+            }
+            ConnHandle::Push {
+                client,
+                endpoint,
+                timeout,
+            } => {
+                let work = push::deliver(
+                    client.clone(),
+                    endpoint.clone(),
+                    task_frame(task, false),
+                    task.id,
+                    task.job_id,
+                    *timeout,
+                );
+                actix::spawn(async move {
+                    let _ = tx.send(Ok(work.await));
+                });
+            }
             ConnHandle::Envelope { addr, .. } => {
                 addr.send(ws_envelope::Deliver {
                     call_id,
@@ -97,6 +137,9 @@ impl ConnHandle {
     ) -> Result<oneshot::Receiver<Result<Value, ConnError>>, ConnError> {
         let (tx, rx) = oneshot::channel();
         match self {
+            ConnHandle::Plain { .. } | ConnHandle::Push { .. } => {
+                let _ = tx.send(Ok(Value::Array(vec![task_tool()])));
+            }
             ConnHandle::Envelope { addr, .. } => {
                 addr.send(ws_envelope::ListTools { reply: tx }).await??;
             }
@@ -119,7 +162,51 @@ impl ConnHandle {
     pub fn replace(&self) {
         match self {
             ConnHandle::Envelope { addr, .. } => addr.do_send(ws_envelope::Replaced),
-            ConnHandle::Http { .. } => {}
+            ConnHandle::Plain { addr, .. } => addr.do_send(ws_envelope::Replaced),
+            ConnHandle::Http { .. } | ConnHandle::Push { .. } => {}
         }
     }
+}
+
+/// The frame a plain-mode agent receives: `{id, task, files, buyer, jobId}` (`id` only on the
+/// stream; a push body has no id, its `Idempotency-Key` header carries it).
+pub fn task_frame(task: &entities::tasks::Model, with_id: bool) -> Value {
+    let mut frame = serde_json::json!({
+        "task": task.arguments.get("task").cloned().unwrap_or(Value::String(String::new())),
+        "files": task.arguments.get("files").cloned().unwrap_or_else(|| serde_json::json!([])),
+        "buyer": task.buyer,
+        "jobId": task.job_id,
+    });
+    if with_id {
+        frame["id"] = Value::String(task.id.to_string());
+    }
+    frame
+}
+
+/// The one implicit tool of plain-mode agents.
+pub fn task_tool() -> Value {
+    serde_json::json!({
+        "name": "task",
+        "description": "Send the agent a task: plain text, optionally with files; returns its answer.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "task": { "type": "string", "description": "What to do" },
+                "files": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "name": { "type": "string" },
+                            "mimeType": { "type": "string" },
+                            "content": { "type": "string", "description": "base64" },
+                            "url": { "type": "string" }
+                        },
+                        "required": ["name"]
+                    }
+                }
+            },
+            "required": ["task"]
+        }
+    })
 }
