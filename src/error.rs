@@ -150,6 +150,16 @@ pub fn render_plain_errors<B: MessageBody + 'static>(
     if is_json {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
+    // The public pages (`/marketplace/...`) answer their errors as HTML pages.
+    let is_html = res
+        .response()
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if is_html {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
     let status = res.status();
     let message = match status {
         StatusCode::NOT_FOUND => "Route not found".to_string(),

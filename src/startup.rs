@@ -61,9 +61,11 @@ impl Application {
             call_timeout: Duration::from_secs(settings.call_timeout_secs),
             heartbeat: Duration::from_secs(settings.heartbeat_secs),
             pong_timeout: Duration::from_secs(settings.pong_timeout_secs),
+            health_interval: Duration::from_secs(settings.health_interval_secs),
             push_timeout: Duration::from_secs(settings.push_timeout_secs),
         };
         let hub = web::Data::new(Hub::start(db, Env::system(), config).await?);
+        actors::health::start(&hub.clone().into_inner());
         let jwt = web::Data::new(JwtKeys::load(
             settings.jwt_secret.as_deref(),
             &settings.data_dir,

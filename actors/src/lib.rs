@@ -12,6 +12,7 @@ pub mod db;
 pub mod discovery;
 pub mod error;
 pub mod gateway;
+pub mod health;
 pub mod keys;
 pub mod leaderboards;
 pub mod ledger;
@@ -46,6 +47,8 @@ pub struct HubConfig {
     pub pong_timeout: Duration,
     /// Deadline of a webhook push.
     pub push_timeout: Duration,
+    /// How often agents are health-checked.
+    pub health_interval: Duration,
 }
 
 impl Default for HubConfig {
@@ -57,6 +60,7 @@ impl Default for HubConfig {
             call_timeout: Duration::from_secs(60),
             heartbeat: Duration::from_secs(30),
             pong_timeout: Duration::from_secs(10),
+            health_interval: Duration::from_secs(300),
             push_timeout: Duration::from_secs(30),
         }
     }

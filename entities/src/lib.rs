@@ -6,6 +6,7 @@
 pub mod agents;
 pub mod api_keys;
 pub mod audit_logs;
+pub mod health_checks;
 pub mod idempotency_keys;
 pub mod ledger_entries;
 pub mod ledger_transactions;

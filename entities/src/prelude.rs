@@ -3,6 +3,7 @@
 pub use crate::agents::Entity as Agents;
 pub use crate::api_keys::Entity as ApiKeys;
 pub use crate::audit_logs::Entity as AuditLogs;
+pub use crate::health_checks::Entity as HealthChecks;
 pub use crate::idempotency_keys::Entity as IdempotencyKeys;
 pub use crate::ledger_entries::Entity as LedgerEntries;
 pub use crate::ledger_transactions::Entity as LedgerTransactions;

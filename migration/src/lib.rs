@@ -16,6 +16,7 @@ mod m20261125_000008_create_tasks;
 mod m20261125_000009_create_idempotency_keys;
 mod m20261125_000010_create_reviews;
 mod m20261125_000011_create_leaderboard_indexes;
+mod m20261125_000012_create_health_checks;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000009_create_idempotency_keys::Migration),
             Box::new(m20261125_000010_create_reviews::Migration),
             Box::new(m20261125_000011_create_leaderboard_indexes::Migration),
+            Box::new(m20261125_000012_create_health_checks::Migration),
         ]
     }
 }

@@ -138,6 +138,12 @@ async fn tools(
             "agentId": agent.id, "tools": tools, "source": "live",
         })));
     }
+    if agent.delivery_mode.is_some() {
+        // Task agents have one implicit tool, whether or not they are connected.
+        return Ok(HttpResponse::Ok().json(json!({
+            "agentId": agent.id, "tools": [actors::conn::task_tool()], "source": "live",
+        })));
+    }
     Ok(HttpResponse::Ok().json(json!({
         "agentId": agent.id,
         "tools": agent.tools.unwrap_or_else(|| json!([])),

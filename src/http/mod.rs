@@ -7,6 +7,7 @@ pub mod body;
 pub mod health;
 pub mod leaderboards;
 pub mod mcp;
+pub mod public;
 pub mod rate_limit;
 pub mod reputation;
 pub mod reviews;
@@ -19,6 +20,7 @@ use actors::audit::Origin;
 /// Mounts every route. Fixed paths under `/agents/` come before `/agents/{slugOrId}`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
+    public::configure(cfg);
     tasks::configure_agent_side(cfg);
     cfg.service(
         web::scope("/api/v1")
