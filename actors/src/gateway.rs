@@ -238,6 +238,7 @@ pub async fn call(hub: &Arc<Hub>, req: CallRequest) -> HubResult<tasks::Model> {
             price,
             deadline,
             retry_of,
+            queued: conn.is_none(),
         };
         let task = match task::open(hub, new).await {
             Ok(task) => task,

@@ -45,6 +45,8 @@ pub struct NewTask {
     pub deadline: Duration,
     /// The task an earlier, refunded attempt with the same `requestId` used.
     pub retry_of: Option<Uuid>,
+    /// No connection can take it now: it starts `queued` (pollable at once).
+    pub queued: bool,
 }
 
 /// Why `open` did not create a task.
@@ -95,7 +97,7 @@ pub async fn open(hub: &Hub, new: NewTask) -> Result<tasks::Model, OpenError> {
         arguments: new.arguments,
         request_id: new.request_id.clone(),
         price: new.price,
-        status: "reserved".into(),
+        status: if new.queued { "queued" } else { "reserved" }.into(),
         result: None,
         error: None,
         reserve_tx,
@@ -351,8 +353,14 @@ impl TaskActor {
         matches!(self.conn, Some(ConnHandle::Plain { .. }))
     }
 
-    /// Waits in the queue for the agent.
-    fn enqueue(&mut self) {
+    /// Waits in the queue for the agent, or goes straight to a newer stream of it.
+    fn enqueue(&mut self, ctx: &mut Context<Self>) {
+        if let Some(conn @ ConnHandle::Plain { .. }) = self.hub.registry.conn(self.task.agent_id)
+            && self.conn.as_ref().map(ConnHandle::conn_id) != Some(conn.conn_id())
+        {
+            self.dispatch(conn, ctx);
+            return;
+        }
         self.conn = None;
         let hub = self.hub.clone();
         let task_id = self.task.id;
@@ -369,6 +377,7 @@ impl TaskActor {
     }
 
     fn dispatch(&mut self, conn: ConnHandle, ctx: &mut Context<Self>) {
+        let conn_id = conn.conn_id();
         self.conn = Some(conn.clone());
         let task = self.task.clone();
         let hub = self.hub.clone();
@@ -379,12 +388,16 @@ impl TaskActor {
             rx.await.map_err(|_| ConnError::Disconnected)?
         }
         .into_actor(self)
-        .map(|reply, act, ctx| {
+        .map(move |reply, act, ctx| {
             let outcome = match reply {
                 Ok(AgentReply::Result(result)) => Outcome::Completed(result),
                 Ok(AgentReply::Error(message)) => Outcome::Failed(message),
                 Err(ConnError::Disconnected) if act.requeues() && !act.settling => {
-                    act.enqueue();
+                    // A newer stream may already have the task: only the current hand-over
+                    // decides what happens next.
+                    if act.conn.as_ref().map(ConnHandle::conn_id) == Some(conn_id) {
+                        act.enqueue(ctx);
+                    }
                     return;
                 }
                 Err(ConnError::Disconnected) => {
@@ -419,7 +432,7 @@ impl Actor for TaskActor {
         ctx.run_later(self.deadline, |act, ctx| act.finish(Outcome::Timeout, ctx));
         match self.conn.clone() {
             Some(conn) => self.dispatch(conn, ctx),
-            None => self.enqueue(),
+            None => self.enqueue(ctx),
         }
     }
 }
@@ -450,7 +463,9 @@ impl Handler<Attach> for TaskActor {
     type Result = ();
 
     fn handle(&mut self, msg: Attach, ctx: &mut Self::Context) {
-        if self.conn.is_none() && !self.settling {
+        // Take it when waiting, or when a newer stream of the agent replaced the one holding it.
+        let superseded = matches!(&self.conn, Some(ConnHandle::Plain { conn_id, .. }) if *conn_id != msg.conn.conn_id());
+        if (self.conn.is_none() || superseded) && !self.settling {
             self.dispatch(msg.conn, ctx);
         }
     }

@@ -19,3 +19,5 @@ mod public_pages;
 mod rate_limit;
 mod reputation;
 mod reviews;
+mod tasks_delivery;
+mod tasks_restart;
