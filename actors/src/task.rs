@@ -365,15 +365,19 @@ impl TaskActor {
         let hub = self.hub.clone();
         let task_id = self.task.id;
         let agent_id = self.task.agent_id;
-        actix::spawn(async move {
+        // Back to `queued` before the actor reads its next message, so a hand-over that
+        // follows (`Attach`) cannot be overwritten by this write.
+        async move {
             let _ = tasks::Entity::update_many()
                 .col_expr(tasks::Column::Status, Expr::value("queued"))
                 .filter(tasks::Column::Id.eq(task_id))
-                .filter(tasks::Column::Status.is_in(["reserved", "dispatched"]))
+                .filter(tasks::Column::Status.eq("dispatched"))
                 .exec(&hub.db)
                 .await;
             hub.registry.wake_pollers(agent_id);
-        });
+        }
+        .into_actor(self)
+        .wait(ctx);
     }
 
     fn dispatch(&mut self, conn: ConnHandle, ctx: &mut Context<Self>) {
@@ -432,7 +436,8 @@ impl Actor for TaskActor {
         ctx.run_later(self.deadline, |act, ctx| act.finish(Outcome::Timeout, ctx));
         match self.conn.clone() {
             Some(conn) => self.dispatch(conn, ctx),
-            None => self.enqueue(ctx),
+            // `open` stored it `queued` already: just tell the pollers.
+            None => self.hub.registry.wake_pollers(self.task.agent_id),
         }
     }
 }
