@@ -15,7 +15,7 @@ use crate::{
     validate::{Errors, Page, Paged},
 };
 use chrono::{DateTime, Utc};
-use entities::{agents, api_keys};
+use entities::agents;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, Set,
@@ -703,15 +703,6 @@ pub async fn store_tools(hub: &Hub, agent_id: Uuid, tools: serde_json::Value) ->
         .exec(&hub.db)
         .await?;
     Ok(())
-}
-
-/// The masked form of an agent's current key, if it has one.
-pub async fn masked_key(hub: &Hub, agent_id: Uuid) -> HubResult<Option<String>> {
-    Ok(api_keys::Entity::find()
-        .filter(api_keys::Column::AgentId.eq(agent_id))
-        .one(&hub.db)
-        .await?
-        .map(|k| keys::mask(&k.last4)))
 }
 
 #[cfg(test)]
