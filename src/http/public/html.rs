@@ -177,7 +177,6 @@ pub fn layout(title: &str, description: &str, body: &str) -> String {
 <a class="brand" href="/">agenthub</a>
 <a href="/marketplace">Marketplace</a>
 <a href="/skill.md">skill.md</a>
-<a href="/api/v1/openapi.json">OpenAPI</a>
 </div></header>
 <main class="wrap">
 {body}
