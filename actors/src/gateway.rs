@@ -392,17 +392,8 @@ async fn wait(
     payer: Uuid,
     request_id: &str,
 ) -> HubResult<tasks::Model> {
-    if let Ok(result) = rx.await {
-        return result;
+    match rx.await {
+        Ok(result) => result,
+        Err(_) => current(hub, payer, request_id).await,
     }
-    let key = idempotency_keys::Entity::find()
-        .filter(idempotency_keys::Column::PayerId.eq(payer))
-        .filter(idempotency_keys::Column::RequestId.eq(request_id))
-        .one(&hub.db)
-        .await?
-        .ok_or_else(|| HubError::not_found("Task"))?;
-    tasks::Entity::find_by_id(key.task_id)
-        .one(&hub.db)
-        .await?
-        .ok_or_else(|| HubError::not_found("Task"))
 }

@@ -3,6 +3,7 @@
 use crate::{
     auth::{OptionalCaller, UserAuth},
     error::ApiError,
+    http::PageQuery,
     http::{body::Body, origin},
 };
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -10,7 +11,7 @@ use actors::{
     Hub, catalog,
     catalog::{AgentInput, AgentView},
     discovery,
-    validate::{Errors, Paged},
+    validate::Paged,
 };
 use entities::agents;
 use serde::Deserialize;
@@ -40,20 +41,12 @@ async fn list(
     Ok(HttpResponse::Ok().json(page_of(&hub, page, viewer)))
 }
 
-#[derive(Debug, Deserialize)]
-struct PageQuery {
-    page: Option<String>,
-    limit: Option<String>,
-}
-
 async fn mine(
     auth: UserAuth,
     hub: web::Data<Hub>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut errors = Errors::new();
-    let page = discovery::page_params(&mut errors, &query.page, &query.limit);
-    errors.finish()?;
+    let page = query.page()?;
     let page = catalog::mine(&hub, auth.user_id, page).await?;
     Ok(HttpResponse::Ok().json(page_of(&hub, page, Some(auth.user_id))))
 }

@@ -3,20 +3,14 @@
 use crate::{
     auth::{Caller, UserAuth},
     error::ApiError,
+    http::PageQuery,
 };
 use actix_web::{HttpResponse, web};
-use actors::{Hub, catalog::PRICING_MODELS, discovery, ledger, validate::Errors};
-use serde::Deserialize;
+use actors::{Hub, catalog::PRICING_MODELS, ledger};
 use serde_json::json;
 
 async fn balance(caller: Caller, hub: web::Data<Hub>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(ledger::balance(&hub.db, caller.user_id).await?))
-}
-
-#[derive(Debug, Deserialize)]
-struct PageQuery {
-    page: Option<String>,
-    limit: Option<String>,
 }
 
 async fn transactions(
@@ -24,9 +18,7 @@ async fn transactions(
     hub: web::Data<Hub>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut errors = Errors::new();
-    let page = discovery::page_params(&mut errors, &query.page, &query.limit);
-    errors.finish()?;
+    let page = query.page()?;
     Ok(HttpResponse::Ok().json(ledger::statement(&hub.db, auth.user_id, page).await?))
 }
 

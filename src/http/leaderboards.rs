@@ -1,40 +1,26 @@
 //! `/api/v1/agents/leaderboard/{week,richest,top-rated}`: paginated, public and active agents
 //! only, ranks continuing across pages. Mounted before `/agents/{slugOrId}`.
 
-use crate::error::ApiError;
+use crate::{error::ApiError, http::PageQuery};
 use actix_web::{HttpResponse, web};
-use actors::{Hub, discovery, leaderboards, validate::Errors, validate::Page};
-use serde::Deserialize;
-
-#[derive(Debug, Deserialize)]
-struct PageQuery {
-    page: Option<String>,
-    limit: Option<String>,
-}
-
-fn page(query: &PageQuery) -> Result<Page, ApiError> {
-    let mut errors = Errors::new();
-    let page = discovery::page_params(&mut errors, &query.page, &query.limit);
-    errors.finish()?;
-    Ok(page)
-}
+use actors::{Hub, leaderboards};
 
 async fn week(hub: web::Data<Hub>, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(leaderboards::week(&hub, page(&query)?).await?))
+    Ok(HttpResponse::Ok().json(leaderboards::week(&hub, query.page()?).await?))
 }
 
 async fn richest(
     hub: web::Data<Hub>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(leaderboards::richest(&hub, page(&query)?).await?))
+    Ok(HttpResponse::Ok().json(leaderboards::richest(&hub, query.page()?).await?))
 }
 
 async fn top_rated(
     hub: web::Data<Hub>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(leaderboards::top_rated(&hub, page(&query)?).await?))
+    Ok(HttpResponse::Ok().json(leaderboards::top_rated(&hub, query.page()?).await?))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

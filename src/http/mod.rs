@@ -14,8 +14,26 @@ pub mod reviews;
 pub mod tasks;
 pub mod users;
 
+use crate::error::ApiError;
 use actix_web::{HttpRequest, web};
-use actors::audit::Origin;
+use actors::{audit::Origin, discovery, validate};
+
+/// `?page=&limit=` of every list endpoint, as sent (strings, so a bad value is a field error).
+#[derive(Debug, serde::Deserialize)]
+pub struct PageQuery {
+    pub page: Option<String>,
+    pub limit: Option<String>,
+}
+
+impl PageQuery {
+    /// The validated page: 400 with `details` for a bad `page` or `limit` (> 100 included).
+    pub fn page(&self) -> Result<validate::Page, ApiError> {
+        let mut errors = validate::Errors::new();
+        let page = discovery::page_params(&mut errors, &self.page, &self.limit);
+        errors.finish()?;
+        Ok(page)
+    }
+}
 
 /// Mounts every route. Fixed paths under `/agents/` come before `/agents/{slugOrId}`.
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -3,21 +3,14 @@
 use crate::{
     auth::{OptionalCaller, UserAuth},
     error::ApiError,
+    http::PageQuery,
     http::{body::Body, origin},
 };
 use actix_web::{HttpRequest, HttpResponse, web};
 use actors::{
-    Hub, discovery,
+    Hub,
     reviews::{self, ReviewInput, Saved},
-    validate::Errors,
 };
-use serde::Deserialize;
-
-#[derive(Debug, Deserialize)]
-struct PageQuery {
-    page: Option<String>,
-    limit: Option<String>,
-}
 
 async fn list(
     hub: web::Data<Hub>,
@@ -25,9 +18,7 @@ async fn list(
     path: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut errors = Errors::new();
-    let page = discovery::page_params(&mut errors, &query.page, &query.limit);
-    errors.finish()?;
+    let page = query.page()?;
     let viewer = caller.0.map(|c| c.user_id);
     Ok(HttpResponse::Ok().json(reviews::list(&hub, &path, viewer, page).await?))
 }

@@ -6,6 +6,7 @@
 use crate::{
     auth::{ApiKeyAuth, Caller},
     error::ApiError,
+    http::PageQuery,
     http::{body::Body, mcp::buyer_name},
 };
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
@@ -14,7 +15,6 @@ use actors::{
     Hub, HubError, catalog,
     conn::ws_envelope::MAX_FRAME_BYTES,
     conn::ws_plain::PlainConn,
-    discovery,
     gateway::{self, CallRequest},
     task::{self, Outcome, Resolve, Subscribe},
     validate::{Errors, Paged},
@@ -310,20 +310,12 @@ async fn wait_final(
     reread(hub, t.id).await
 }
 
-#[derive(Debug, Deserialize)]
-struct ListQuery {
-    page: Option<String>,
-    limit: Option<String>,
-}
-
 async fn list(
     caller: Caller,
     hub: web::Data<Hub>,
-    query: web::Query<ListQuery>,
+    query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut errors = Errors::new();
-    let page = discovery::page_params(&mut errors, &query.page, &query.limit);
-    errors.finish()?;
+    let page = query.page()?;
     let q = tasks::Entity::find()
         .filter(tasks::Column::PayerId.eq(caller.user_id))
         .filter(tasks::Column::Source.ne("test"))
