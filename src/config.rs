@@ -34,7 +34,20 @@ pub struct Settings {
     pub allow_private_urls: bool,
     pub call_timeout_secs: u64,
     pub push_timeout_secs: u64,
+    /// authserv-id of the upstream MTA whose `Authentication-Results` headers are trusted.
     pub mail_trusted_authserv: Option<String>,
+    /// Largest inbound message (SMTP `SIZE`, and the HTTP inbound endpoint), in bytes.
+    pub mail_max_bytes: usize,
+    /// Messages an hour one sender may send to the hub's agents; 0: no limit.
+    pub mail_rate_per_hour: u32,
+    /// Secret of `POST /api/v1/email/inbound` (raw messages from an MTA or mail provider);
+    /// unset: that endpoint is off.
+    pub mail_inbound_secret: Option<String>,
+    /// PEM certificate chain and key offered with SMTP `STARTTLS`; unset: no `STARTTLS`.
+    pub smtp_tls_cert: Option<PathBuf>,
+    pub smtp_tls_key: Option<PathBuf>,
+    /// Concurrent SMTP sessions.
+    pub smtp_max_connections: usize,
     pub heartbeat_secs: u64,
     pub pong_timeout_secs: u64,
     pub health_interval_secs: u64,
@@ -61,6 +74,12 @@ impl Default for Settings {
             call_timeout_secs: 60,
             push_timeout_secs: 30,
             mail_trusted_authserv: None,
+            mail_max_bytes: 10 * 1024 * 1024,
+            mail_rate_per_hour: 30,
+            mail_inbound_secret: None,
+            smtp_tls_cert: None,
+            smtp_tls_key: None,
+            smtp_max_connections: 256,
             heartbeat_secs: 30,
             pong_timeout_secs: 10,
             health_interval_secs: 300,
@@ -107,6 +126,22 @@ impl Settings {
             if v == 0 {
                 bail!("{name} must be at least 1");
             }
+        }
+        if self.smtp_addr != "off" && self.smtp_addr.parse::<std::net::SocketAddr>().is_err() {
+            bail!(
+                "AGENTHUB_SMTP_ADDR must be host:port or off, got {:?}",
+                self.smtp_addr
+            );
+        }
+        if self.smtp_tls_cert.is_some() != self.smtp_tls_key.is_some() {
+            bail!("AGENTHUB_SMTP_TLS_CERT and AGENTHUB_SMTP_TLS_KEY go together");
+        }
+        if self
+            .mail_inbound_secret
+            .as_deref()
+            .is_some_and(|s| s.len() < 16)
+        {
+            bail!("AGENTHUB_MAIL_INBOUND_SECRET must be at least 16 characters");
         }
         if self.start_tokens < 0 {
             bail!("AGENTHUB_START_TOKENS must not be negative");

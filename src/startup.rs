@@ -5,9 +5,11 @@
 use crate::{
     auth::jwt::JwtKeys,
     config::{Settings, redact_url},
-    email::mailer::Mailer,
+    email::{mailer::Mailer, smtp},
     error,
-    http::{self, body::BodyLimit, health::StartedAt, rate_limit::RateLimiter},
+    http::{
+        self, body::BodyLimit, health::StartedAt, mail::InboundSecret, rate_limit::RateLimiter,
+    },
 };
 use actix_web::{
     App, HttpServer,
@@ -15,7 +17,10 @@ use actix_web::{
     middleware::{ErrorHandlers, from_fn},
     web,
 };
-use actors::{Env, Hub, HubConfig};
+use actors::{
+    Env, Hub, HubConfig,
+    mail::{MailSettings, Mailroom},
+};
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
 use std::{
@@ -30,6 +35,7 @@ pub struct PublicUrl(pub String);
 
 pub struct Application {
     port: u16,
+    smtp_port: Option<u16>,
     server: Server,
     hub: Arc<Hub>,
 }
@@ -70,7 +76,7 @@ impl Application {
             settings.jwt_secret.as_deref(),
             &settings.data_dir,
         )?);
-        let mailer = web::Data::new(Mailer::new(
+        let mailer = Arc::new(Mailer::new(
             settings.smtp_relay.as_deref(),
             settings.outbox_dir(),
         )?);
@@ -87,6 +93,21 @@ impl Application {
                 format!("http://{host}:{port}")
             },
         )));
+        let mailroom = Mailroom::new(
+            hub.clone().into_inner(),
+            mailer.clone(),
+            MailSettings {
+                public_url: public_url.0.clone(),
+                trusted_authserv: settings.mail_trusted_authserv.clone(),
+                max_message_bytes: settings.mail_max_bytes,
+                per_sender_per_hour: settings.mail_rate_per_hour,
+            },
+        );
+        mailroom.recover().await?;
+        let smtp_port = start_smtp(&settings, mailroom.clone())?;
+        let mailroom = web::Data::from(mailroom);
+        let inbound_secret = web::Data::new(InboundSecret(settings.mail_inbound_secret.clone()));
+        let mailer = web::Data::from(mailer);
         let body_limit = BodyLimit(settings.max_body_bytes);
         let started = web::Data::new(StartedAt(Instant::now()));
         tracing::info!(
@@ -100,6 +121,8 @@ impl Application {
                 .app_data(server_hub.clone())
                 .app_data(jwt.clone())
                 .app_data(mailer.clone())
+                .app_data(mailroom.clone())
+                .app_data(inbound_secret.clone())
                 .app_data(limiter.clone())
                 .app_data(public_url.clone())
                 .app_data(started.clone())
@@ -118,6 +141,7 @@ impl Application {
         .run();
         Ok(Self {
             port,
+            smtp_port,
             server,
             hub: hub.into_inner(),
         })
@@ -125,6 +149,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The SMTP listener's port, when it is on.
+    pub fn smtp_port(&self) -> Option<u16> {
+        self.smtp_port
     }
 
     pub fn hub(&self) -> Arc<Hub> {
@@ -139,4 +168,31 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Binds the SMTP listener (unless `AGENTHUB_SMTP_ADDR` is `off`) and serves it on this
+/// system's arbiter; returns its port.
+fn start_smtp(settings: &Settings, room: Arc<Mailroom>) -> anyhow::Result<Option<u16>> {
+    if settings.smtp_addr == "off" {
+        return Ok(None);
+    }
+    let tls = match (&settings.smtp_tls_cert, &settings.smtp_tls_key) {
+        (Some(cert), Some(key)) => Some(crate::email::tls::acceptor(cert, key)?),
+        _ => None,
+    };
+    let std_listener = TcpListener::bind(&settings.smtp_addr)
+        .with_context(|| format!("cannot listen for SMTP on {}", settings.smtp_addr))?;
+    std_listener.set_nonblocking(true)?;
+    let port = std_listener.local_addr()?.port();
+    let listener = tokio::net::TcpListener::from_std(std_listener)?;
+    tracing::info!(addr = %settings.smtp_addr, port, starttls = tls.is_some(), "SMTP listening");
+    let config = smtp::SmtpConfig {
+        max_connections: settings.smtp_max_connections.max(1),
+        max_recipients: 50,
+        max_message_bytes: settings.mail_max_bytes,
+        idle_timeout: Duration::from_secs(300),
+        tls,
+    };
+    actix_web::rt::spawn(smtp::serve(listener, room, config));
+    Ok(Some(port))
 }

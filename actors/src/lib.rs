@@ -16,6 +16,7 @@ pub mod health;
 pub mod keys;
 pub mod leaderboards;
 pub mod ledger;
+pub mod mail;
 pub mod outbound;
 pub mod passwords;
 pub mod registry;

@@ -10,6 +10,7 @@ pub mod health_checks;
 pub mod idempotency_keys;
 pub mod ledger_entries;
 pub mod ledger_transactions;
+pub mod mail_messages;
 pub mod password_resets;
 pub mod prelude;
 pub mod reviews;

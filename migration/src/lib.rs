@@ -17,6 +17,7 @@ mod m20261125_000009_create_idempotency_keys;
 mod m20261125_000010_create_reviews;
 mod m20261125_000011_create_leaderboard_indexes;
 mod m20261125_000012_create_health_checks;
+mod m20261125_000013_create_mail_messages;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000010_create_reviews::Migration),
             Box::new(m20261125_000011_create_leaderboard_indexes::Migration),
             Box::new(m20261125_000012_create_health_checks::Migration),
+            Box::new(m20261125_000013_create_mail_messages::Migration),
         ]
     }
 }

@@ -7,18 +7,32 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::PathBuf;
 
 pub enum Mailer {
-    Relay(AsyncSmtpTransport<Tokio1Executor>),
+    /// Always `Some` until dropped (see `Drop`).
+    Relay(Option<AsyncSmtpTransport<Tokio1Executor>>),
     Outbox(PathBuf),
+}
+
+/// lettre's connection pool spawns its shutdown on the Tokio runtime when dropped, and panics
+/// when there is none (a process or test tearing down). Outside a runtime the transport is
+/// leaked instead: its connections close with the process.
+impl Drop for Mailer {
+    fn drop(&mut self) {
+        if let Self::Relay(transport) = self
+            && tokio::runtime::Handle::try_current().is_err()
+        {
+            std::mem::forget(transport.take());
+        }
+    }
 }
 
 impl Mailer {
     pub fn new(relay: Option<&str>, outbox: PathBuf) -> anyhow::Result<Self> {
         match relay {
-            Some(url) => Ok(Self::Relay(
+            Some(url) => Ok(Self::Relay(Some(
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .context("invalid AGENTHUB_SMTP_RELAY")?
                     .build(),
-            )),
+            ))),
             None => Ok(Self::Outbox(outbox)),
         }
     }
@@ -27,6 +41,8 @@ impl Mailer {
         match self {
             Self::Relay(transport) => {
                 transport
+                    .as_ref()
+                    .context("the relay transport is gone")?
                     .send(message)
                     .await
                     .context("SMTP relay refused the message")?;
@@ -61,5 +77,12 @@ pub fn mask(address: &str) -> String {
             format!("{keep}***@{domain}")
         }
         None => "***".into(),
+    }
+}
+
+#[async_trait::async_trait]
+impl actors::mail::MailTransport for Mailer {
+    async fn send(&self, message: Message) -> anyhow::Result<()> {
+        Mailer::send(self, message).await
     }
 }

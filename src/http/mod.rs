@@ -6,6 +6,7 @@ pub mod billing;
 pub mod body;
 pub mod health;
 pub mod leaderboards;
+pub mod mail;
 pub mod mcp;
 pub mod public;
 pub mod rate_limit;
@@ -45,6 +46,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(users::configure)
             .configure(billing::configure)
             .configure(mcp::configure)
+            .configure(mail::configure)
             .configure(tasks::configure)
             .configure(audit::configure)
             .configure(leaderboards::configure)

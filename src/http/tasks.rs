@@ -20,7 +20,9 @@ use actors::{
     validate::{Errors, Paged},
 };
 use entities::tasks;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::{sync::Arc, time::Duration};
@@ -264,9 +266,12 @@ async fn create(
     Ok(HttpResponse::Created().json(task_view(&t)))
 }
 
-/// Whether this caller may see the task: its payer, or the agent it was sent to.
+/// Whether this caller may see the task: its payer, the agent it was sent to, or, for tasks
+/// that came by email, the agent's owner.
 fn may_see(t: &tasks::Model, caller: &Caller) -> bool {
-    t.payer_id == caller.user_id || caller.agent_id == Some(t.agent_id)
+    t.payer_id == caller.user_id
+        || caller.agent_id == Some(t.agent_id)
+        || (t.source == "email" && t.payee_id == caller.user_id)
 }
 
 async fn get_one(
@@ -317,7 +322,15 @@ async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page()?;
     let q = tasks::Entity::find()
-        .filter(tasks::Column::PayerId.eq(caller.user_id))
+        .filter(
+            Condition::any()
+                .add(tasks::Column::PayerId.eq(caller.user_id))
+                .add(
+                    Condition::all()
+                        .add(tasks::Column::Source.eq("email"))
+                        .add(tasks::Column::PayeeId.eq(caller.user_id)),
+                ),
+        )
         .filter(tasks::Column::Source.ne("test"))
         .order_by_desc(tasks::Column::JobId);
     let total = q.clone().count(&hub.db).await.map_err(HubError::from)?;

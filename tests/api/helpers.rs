@@ -23,6 +23,8 @@ pub struct TestApp {
     /// `http://127.0.0.1:<port>`
     pub address: String,
     pub port: u16,
+    /// The SMTP listener's port, when the test turned it on (`smtp_addr: "127.0.0.1:0"`).
+    pub smtp_port: Option<u16>,
     pub client: reqwest::Client,
     pub hub: Arc<actors::Hub>,
     pub data_dir: PathBuf,
@@ -56,6 +58,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .expect("failed to build the application");
     let port = app.port();
+    let smtp_port = app.smtp_port();
     let hub = app.hub();
     actix_web::rt::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder()
@@ -66,6 +69,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
+        smtp_port,
         client,
         hub,
         data_dir,
@@ -74,7 +78,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 /// Creates `agenthub_t_<uuid>` on the server named by `url` and returns its URL.
-async fn fresh_database(url: &str) -> String {
+pub async fn fresh_database(url: &str) -> String {
     let name = format!("agenthub_t_{}", uuid::Uuid::new_v4().simple());
     let admin = sea_orm::Database::connect(url)
         .await

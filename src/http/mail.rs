@@ -1,0 +1,173 @@
+//! `POST /api/v1/email/inbound`: a raw RFC 5322 message from an MTA or a mail provider, for
+//! deployments where the hub's own SMTP listener does not face the internet. Protected by
+//! `AGENTHUB_MAIL_INBOUND_SECRET` (as `Authorization: Bearer <secret>`); off when unset.
+//!
+//! The envelope comes from `?to=` (comma-separated) and `?from=`, or else from the message's
+//! `To`/`Cc` addresses at this hub's mail domain and its `Return-Path`/`From`. Each recipient
+//! passes the same admission as at SMTP `RCPT TO`; the answer is 202 once the message is
+//! stored, with what was accepted and what was refused.
+
+use crate::error::ApiError;
+use actix_web::{HttpRequest, HttpResponse, web};
+use actors::{
+    HubError,
+    mail::{Mailroom, inbound::Inbound},
+};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+
+/// The configured secret, if the endpoint is on.
+pub struct InboundSecret(pub Option<String>);
+
+#[derive(Debug, Deserialize)]
+struct Envelope {
+    to: Option<String>,
+    from: Option<String>,
+}
+
+async fn inbound(
+    req: HttpRequest,
+    secret: web::Data<InboundSecret>,
+    room: web::Data<Mailroom>,
+    envelope: web::Query<Envelope>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let Some(expected) = secret.0.as_deref() else {
+        return Err(HubError::NotFound(
+            "Inbound mail over HTTP is off on this hub (AGENTHUB_MAIL_INBOUND_SECRET is unset)"
+                .into(),
+        )
+        .into());
+    };
+    if !constant_time_eq(bearer(req.headers()).as_bytes(), expected.as_bytes()) {
+        return Err(HubError::Unauthorized("Missing or wrong inbound mail secret".into()).into());
+    }
+    let max = room.settings().max_message_bytes;
+    let mut raw = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| HubError::BadRequest(format!("Cannot read the body: {e}")))?;
+        if raw.len() + chunk.len() > max {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                format!("A message may be at most {max} bytes"),
+            ));
+        }
+        raw.extend_from_slice(&chunk);
+    }
+    let Some(parsed) = Inbound::parse(&raw).filter(|_| !raw.is_empty()) else {
+        return Err(HubError::invalid_field("body", "must be an RFC 5322 message").into());
+    };
+    let domain = room.mail_domain().to_ascii_lowercase();
+    let recipients: Vec<String> = match &envelope.to {
+        Some(to) => to
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        None => header_recipients(&raw, &domain),
+    };
+    if recipients.is_empty() {
+        return Err(HubError::invalid_field(
+            "to",
+            format!("no recipient at @{domain}: pass ?to=slug@{domain}"),
+        )
+        .into());
+    }
+    let sender = envelope
+        .from
+        .clone()
+        .or_else(|| return_path(&raw))
+        .or(parsed.from.clone())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let mut admitted = Vec::new();
+    let mut rejected = Vec::new();
+    for rcpt in recipients {
+        match room.admit(&sender, &rcpt).await? {
+            Ok(agent) => admitted.push((rcpt, agent)),
+            Err(refusal) => rejected.push(json!({
+                "recipient": rcpt,
+                "reason": refusal.explain(),
+                "temporary": refusal.is_temporary(),
+            })),
+        }
+    }
+    if admitted.is_empty() {
+        let details = rejected
+            .iter()
+            .map(|r| {
+                actors::FieldError::new(
+                    "to",
+                    format!(
+                        "{}: {}",
+                        r["recipient"].as_str().unwrap_or_default(),
+                        r["reason"].as_str().unwrap_or_default()
+                    ),
+                )
+            })
+            .collect();
+        return Err(HubError::invalid(details).into());
+    }
+    let ids = room.accept(&sender, &admitted, &raw).await?;
+    let accepted: Vec<_> = admitted
+        .iter()
+        .map(|(rcpt, _)| json!({ "recipient": rcpt }))
+        .collect();
+    room.into_inner().spawn(ids.clone());
+    Ok(HttpResponse::Accepted().json(json!({
+        "accepted": accepted,
+        "rejected": rejected,
+        "mailIds": ids,
+    })))
+}
+
+/// `To` and `Cc` addresses at this hub's mail domain.
+fn header_recipients(raw: &[u8], domain: &str) -> Vec<String> {
+    let Some(msg) = mail_parser::MessageParser::default().parse(raw) else {
+        return Vec::new();
+    };
+    msg.to()
+        .into_iter()
+        .chain(msg.cc())
+        .flat_map(|a| a.iter())
+        .filter_map(|a| a.address())
+        .map(str::to_ascii_lowercase)
+        .filter(|a| a.ends_with(&format!("@{domain}")))
+        .collect()
+}
+
+fn return_path(raw: &[u8]) -> Option<String> {
+    let msg = mail_parser::MessageParser::default().parse(raw)?;
+    msg.return_address().map(str::to_string)
+}
+
+/// Whether a request is the configured MTA posting mail (right secret, right path): the rate
+/// limit of people and agents does not apply to it (senders are limited per address instead).
+pub fn is_trusted_mta(req: &actix_web::dev::ServiceRequest) -> bool {
+    req.path() == "/api/v1/email/inbound"
+        && req
+            .app_data::<web::Data<InboundSecret>>()
+            .and_then(|s| s.0.clone())
+            .is_some_and(|secret| {
+                constant_time_eq(bearer(req.headers()).as_bytes(), secret.as_bytes())
+            })
+}
+
+fn bearer(headers: &actix_web::http::header::HeaderMap) -> &str {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .trim()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/email/inbound").route(web::post().to(inbound)));
+}
