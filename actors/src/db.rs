@@ -2,8 +2,9 @@
 //! helpers every module uses to write consistently on both.
 
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, ExecResult, QueryResult, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionTrait,
 };
 use std::time::Duration;
 
@@ -49,19 +50,78 @@ fn sqlite_dir(url: &str) -> Option<std::path::PathBuf> {
         .map(Into::into)
 }
 
-/// Begins a transaction that will write. On SQLite it takes the write lock at `BEGIN`
-/// (`IMMEDIATE`), so two writers queue on the busy timeout instead of one failing at once when
-/// both try to upgrade a read lock.
-pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+/// SQLite has one writer at a time. Writers that find the lock taken sleep in SQLite's busy
+/// handler (1, 2, 5, 10 … 100 ms), which under load costs far more than the writes themselves
+/// (measured: 200 mails/s with p50 34 ms). So the process's writers queue here instead, in
+/// FIFO order, and each finds the lock free when it gets its turn.
+static SQLITE_WRITER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A transaction that will write; on SQLite it holds the process's writer turn until it ends.
+/// Use it like a `DatabaseTransaction` (`&txn` is a connection), then `commit` it.
+pub struct WriteTxn {
+    txn: DatabaseTransaction,
+    _turn: Option<tokio::sync::MutexGuard<'static, ()>>,
+}
+
+impl WriteTxn {
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), DbErr> {
+        self.txn.rollback().await
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for WriteTxn {
+    fn get_database_backend(&self) -> DbBackend {
+        self.txn.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.txn.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.txn.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.txn.query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.txn.query_all_raw(stmt).await
+    }
+
+    fn support_returning(&self) -> bool {
+        self.txn.support_returning()
+    }
+}
+
+/// Begins a transaction that will write. On SQLite it waits for the process's writer turn,
+/// then takes the write lock at `BEGIN` (`IMMEDIATE`), so a transaction never fails half-way
+/// upgrading a read lock.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
     match db.get_database_backend() {
         DbBackend::Sqlite => {
-            db.begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..Default::default()
+            let turn = SQLITE_WRITER.lock().await;
+            let txn = db
+                .begin_with_options(TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                    ..Default::default()
+                })
+                .await?;
+            Ok(WriteTxn {
+                txn,
+                _turn: Some(turn),
             })
-            .await
         }
-        _ => db.begin().await,
+        _ => Ok(WriteTxn {
+            txn: db.begin().await?,
+            _turn: None,
+        }),
     }
 }
 

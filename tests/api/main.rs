@@ -18,6 +18,7 @@ mod helpers;
 mod leaderboards;
 mod ledger;
 mod mail_support;
+mod mcp_sdks;
 mod public_pages;
 mod rate_limit;
 mod reputation;

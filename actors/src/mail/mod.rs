@@ -379,10 +379,6 @@ impl Mailroom {
             billed: true,
             wait: true,
         };
-        let mut dispatched = row.clone().into_active_model();
-        dispatched.status = Set("dispatched".into());
-        dispatched.updated_at = Set(self.hub.env.now());
-        dispatched.update(&self.hub.db).await?;
         match gateway::call(&self.hub, request).await {
             Ok(task) => {
                 let body = reply::task_body(&task, &agent, self.hub.config.call_timeout.as_secs());
