@@ -18,7 +18,10 @@ use reqwest::{
     dns::{Addrs, Name, Resolve, Resolving},
     header::HeaderMap,
 };
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 use url::{Host, Url};
 
 /// Largest answer read from a user-supplied endpoint.
@@ -37,16 +40,39 @@ pub enum OutboundError {
     Redirect,
 }
 
+/// How names are looked up: the system resolver in production; a fixed table in the tests that
+/// check what happens when a name resolves to a forbidden address.
+pub type Lookup = std::sync::Arc<
+    dyn Fn(String) -> futures_util::future::BoxFuture<'static, std::io::Result<Vec<IpAddr>>>
+        + Send
+        + Sync,
+>;
+
+/// The system resolver.
+pub fn system_lookup() -> Lookup {
+    std::sync::Arc::new(|host: String| {
+        Box::pin(async move {
+            Ok(tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .map(|a| a.ip())
+                .collect())
+        })
+    })
+}
+
 /// A resolver that only returns public addresses.
-struct PublicOnly;
+struct PublicOnly(Lookup);
 
 impl Resolve for PublicOnly {
     fn resolve(&self, name: Name) -> Resolving {
         let host = name.as_str().to_string();
+        let lookup = self.0.clone();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+            let addrs: Vec<SocketAddr> = lookup(host.clone())
                 .await?
-                .filter(|a| url_guard::is_public_ip(a.ip()))
+                .into_iter()
+                .filter(|ip| url_guard::is_public_ip(*ip))
+                .map(|ip| SocketAddr::new(ip, 0))
                 .collect();
             if addrs.is_empty() {
                 return Err(format!("{host} resolves to no public address").into());
@@ -72,6 +98,12 @@ pub struct Outbound {
 
 impl Outbound {
     pub fn new(allow_private: bool) -> Result<Self, OutboundError> {
+        Self::with_lookup(allow_private, system_lookup())
+    }
+
+    /// The client with another way to look names up (every address it returns is still
+    /// checked).
+    pub fn with_lookup(allow_private: bool, lookup: Lookup) -> Result<Self, OutboundError> {
         let mut builder = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -80,7 +112,7 @@ impl Outbound {
             .pool_max_idle_per_host(32)
             .user_agent(concat!("agenthub/", env!("CARGO_PKG_VERSION")));
         if !allow_private {
-            builder = builder.dns_resolver(PublicOnly);
+            builder = builder.dns_resolver(PublicOnly(lookup));
         }
         let client = builder
             .build()

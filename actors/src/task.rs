@@ -179,7 +179,11 @@ impl Outcome {
 pub async fn settle(hub: &Hub, task_id: Uuid, outcome: Outcome) -> HubResult<tasks::Model> {
     let now = hub.env.now();
     let txn = db::begin_write(&hub.db).await?;
+    // The row is locked for the rest of the transaction (PostgreSQL; SQLite's write lock
+    // already serialises writers), so a second outcome racing this one waits here and then
+    // finds the task final, instead of trying to move a reservation that is already gone.
     let task = tasks::Entity::find_by_id(task_id)
+        .lock_exclusive()
         .one(&txn)
         .await?
         .ok_or_else(|| HubError::not_found("Task"))?;

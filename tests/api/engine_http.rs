@@ -339,3 +339,91 @@ async fn outbound_client_refuses_private_addresses_and_redirects() {
         .await;
     assert!(matches!(res, Err(OutboundError::Redirect)), "{res:?}");
 }
+
+/// Names that resolve to forbidden addresses: the client connects only to the addresses its
+/// resolver kept, so a name pointing at loopback, a private network or the metadata service
+/// never gets a single TCP connection, and a name with one public and one private address is
+/// only ever dialled at the public one. The lookup table stands in for DNS (there is none here).
+#[actix_web::test]
+async fn names_resolving_to_forbidden_addresses_get_no_connection() {
+    use actors::outbound::Lookup;
+    use std::net::IpAddr;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let seen = connections.clone();
+    let accept = tokio::spawn(async move {
+        while let Ok((_conn, _)) = listener.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let table: Lookup = Arc::new(|host: String| {
+        Box::pin(async move {
+            let ips: Vec<IpAddr> = match host.as_str() {
+                "loopback.example" => vec!["127.0.0.1".parse().unwrap()],
+                "loopback6.example" => vec!["::1".parse().unwrap()],
+                "mapped.example" => vec!["::ffff:127.0.0.1".parse().unwrap()],
+                "private.example" => {
+                    vec!["10.0.0.7".parse().unwrap(), "192.168.1.1".parse().unwrap()]
+                }
+                "metadata.example" => vec!["169.254.169.254".parse().unwrap()],
+                "cgnat.example" => vec!["100.64.0.1".parse().unwrap()],
+                "ula.example" => vec!["fd00::1".parse().unwrap()],
+                _ => vec![],
+            };
+            Ok(ips)
+        })
+    });
+    let strict = Outbound::with_lookup(false, table.clone()).unwrap();
+    for host in [
+        "loopback.example",
+        "loopback6.example",
+        "mapped.example",
+        "private.example",
+        "metadata.example",
+        "cgnat.example",
+        "ula.example",
+    ] {
+        let url = format!("https://{host}:{port}/mcp");
+        let res = strict
+            .send(
+                Method::POST,
+                &url,
+                Default::default(),
+                Some(b"{}".to_vec()),
+                Duration::from_secs(3),
+            )
+            .await;
+        match res {
+            Err(OutboundError::Request(why)) => {
+                assert!(why.contains("no public address"), "{host}: {why}")
+            }
+            other => panic!("{host}: expected a refusal, got {other:?}"),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "a forbidden address was dialled"
+    );
+
+    // The same table with private addresses allowed does dial loopback: the listener is real.
+    let lax = Outbound::with_lookup(true, table).unwrap();
+    let _ = lax
+        .send(
+            Method::POST,
+            &format!("http://localhost:{port}/mcp"),
+            Default::default(),
+            None,
+            Duration::from_millis(500),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        connections.load(Ordering::SeqCst) >= 1,
+        "the control request never connected"
+    );
+    accept.abort();
+}
