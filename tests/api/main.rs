@@ -5,6 +5,7 @@ mod agents;
 mod audit;
 mod auth;
 mod billing;
+mod browser;
 mod discovery;
 mod email;
 mod email_crash;

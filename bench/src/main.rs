@@ -1,0 +1,375 @@
+//! `agenthub-bench`: paid `/mcp/call` throughput and latency of agenthub, measured in the
+//! same run, alternating, against a *null hub* on the same stack (actix-web in, the envelope
+//! WebSocket to the agent, the same answer out; keys in a map, no database), so that every
+//! figure is also a ratio. Closed loop at 1, 16 and 64 calls in flight gives the ceiling;
+//! open loop at 50 % and 80 % of the hub's ceiling gives latencies that coordinated omission
+//! cannot flatter (each call is timed from when it was due, not from when it was sent). After
+//! the runs the ledger is checked.
+//!
+//!     cargo run --release -p agenthub-bench -- [--secs 5] [--inflight 1,16,64] [--agents 4]
+//!     cargo run --release -p agenthub-bench -- --smoke      # CI: short, fails on a 3x regression
+//!
+//! The hub runs in-process on a fresh SQLite file (or `--database-url postgres://...`), with
+//! the load generator on the same machine.
+
+mod agent;
+mod null_hub;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde_json::{Value, json};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// Seconds per measured run.
+    #[arg(long, default_value_t = 5.0)]
+    secs: f64,
+    /// Calls in flight for the closed-loop runs.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    inflight: Vec<usize>,
+    /// Simulated agents the calls are spread over.
+    #[arg(long, default_value_t = 4)]
+    agents: usize,
+    /// Price of a call, in tokens.
+    #[arg(long, default_value_t = 5)]
+    price: i64,
+    /// Alternating rounds (null hub, then agenthub) per setting; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Skip the open-loop runs.
+    #[arg(long)]
+    no_open_loop: bool,
+    /// `postgres://…` to run the hub on PostgreSQL (default: a fresh SQLite file).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// CI smoke run: 16 in flight, 1 s runs, one round; fails when agenthub's throughput is
+    /// under a third of `--smoke-min-ratio` times the null hub's.
+    #[arg(long)]
+    smoke: bool,
+    /// The hub/null ratio recorded in BENCHMARKS.md for 16 in flight.
+    #[arg(long, default_value_t = 0.05)]
+    smoke_min_ratio: f64,
+}
+
+/// One measured run.
+#[derive(Debug, Clone)]
+struct Run {
+    calls_per_s: f64,
+    errors: usize,
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+}
+
+fn summarize(mut lat: Vec<Duration>, elapsed: Duration, errors: usize) -> Run {
+    lat.sort();
+    let pick = |p: f64| {
+        if lat.is_empty() {
+            return f64::NAN;
+        }
+        lat[((lat.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3
+    };
+    Run {
+        calls_per_s: lat.len() as f64 / elapsed.as_secs_f64(),
+        errors,
+        p50: pick(0.50),
+        p90: pick(0.90),
+        p99: pick(0.99),
+        max: pick(1.0),
+    }
+}
+
+/// Where and how to call.
+#[derive(Clone)]
+struct Target {
+    url: String,
+    key: String,
+    agents: Vec<String>,
+}
+
+async fn one_call(client: &reqwest::Client, t: &Target, i: usize) -> bool {
+    let body = json!({
+        "targetAgentId": t.agents[i % t.agents.len()],
+        "toolName": "echo",
+        "arguments": { "message": "Hello!" },
+    });
+    match client
+        .post(&t.url)
+        .bearer_auth(&t.key)
+        .json(&body)
+        .send()
+        .await
+    {
+        Ok(res) if res.status().is_success() => res
+            .json::<Value>()
+            .await
+            .is_ok_and(|v| v["status"] == "completed"),
+        _ => false,
+    }
+}
+
+/// `inflight` workers, each calling again as soon as its call returns.
+async fn closed_loop(client: &reqwest::Client, t: &Target, inflight: usize, secs: f64) -> Run {
+    let start = Instant::now();
+    let until = start + Duration::from_secs_f64(secs);
+    let workers: Vec<_> = (0..inflight)
+        .map(|w| {
+            let (client, t) = (client.clone(), t.clone());
+            tokio::spawn(async move {
+                let (mut lat, mut errors, mut i) = (Vec::new(), 0, w);
+                while Instant::now() < until {
+                    let began = Instant::now();
+                    if one_call(&client, &t, i).await {
+                        lat.push(began.elapsed());
+                    } else {
+                        errors += 1;
+                    }
+                    i += inflight;
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let (mut lat, mut errors) = (Vec::new(), 0);
+    for w in workers {
+        let (l, e) = w.await.unwrap_or_default();
+        lat.extend(l);
+        errors += e;
+    }
+    summarize(lat, start.elapsed(), errors)
+}
+
+/// Calls started at a fixed rate whatever the answers do; each is timed from when it was due.
+async fn open_loop(client: &reqwest::Client, t: &Target, rate: f64, secs: f64) -> Run {
+    let start = Instant::now();
+    let n = (rate * secs) as usize;
+    let slots = Arc::new(tokio::sync::Semaphore::new(4096));
+    let mut handles = Vec::with_capacity(n);
+    for i in 0..n {
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(due.into()).await;
+        let (client, t, slots) = (client.clone(), t.clone(), slots.clone());
+        handles.push(tokio::spawn(async move {
+            let _permit = slots.acquire_owned().await;
+            let ok = one_call(&client, &t, i).await;
+            (ok, due.elapsed())
+        }));
+    }
+    let (mut lat, mut errors) = (Vec::new(), 0);
+    for h in handles {
+        match h.await {
+            Ok((true, d)) => lat.push(d),
+            _ => errors += 1,
+        }
+    }
+    let mut run = summarize(lat, start.elapsed(), errors);
+    run.calls_per_s = n as f64 / secs;
+    run
+}
+
+fn median(runs: &[Run], f: impl Fn(&Run) -> f64) -> f64 {
+    let mut v: Vec<f64> = runs.iter().map(f).collect();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn line(label: &str, runs: &[Run]) -> String {
+    format!(
+        "{label:<34} {:>9.0} calls/s  p50 {:>7.2} ms  p90 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  errors {}",
+        median(runs, |r| r.calls_per_s),
+        median(runs, |r| r.p50),
+        median(runs, |r| r.p90),
+        median(runs, |r| r.p99),
+        median(runs, |r| r.max),
+        runs.iter().map(|r| r.errors).sum::<usize>(),
+    )
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: String,
+    body: Value,
+    token: Option<&str>,
+) -> anyhow::Result<Value> {
+    let mut req = client.post(&url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await?;
+    let status = res.status();
+    let body: Value = res.json().await?;
+    if !status.is_success() {
+        bail!("{url}: {status} {body}");
+    }
+    Ok(body)
+}
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = Args::parse();
+    if args.smoke {
+        args.secs = 1.0;
+        args.inflight = vec![16];
+        args.rounds = 1;
+        args.no_open_loop = true;
+    }
+    agenthub::startup::install_crypto_provider();
+    let dir = tempfile::tempdir()?;
+    let settings = agenthub::config::Settings {
+        http_addr: "127.0.0.1:0".into(),
+        smtp_addr: "off".into(),
+        data_dir: dir.path().to_path_buf(),
+        database_url: args.database_url.clone(),
+        rate_limit_per_min: 0,
+        start_tokens: 1_000_000_000,
+        ..Default::default()
+    };
+    let app = agenthub::startup::Application::build(settings).await?;
+    let hub_port = app.port();
+    let hub = app.hub();
+    actix_web::rt::spawn(app.run_until_stopped());
+    let base = format!("http://127.0.0.1:{hub_port}/api/v1");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .build()?;
+
+    // Seed agenthub: an owner with N priced agents, a caller with an API key.
+    let owner = post(&client, format!("{base}/auth/register"),
+        json!({ "email": "owner@bench.example", "username": "owner", "password": "bench-password" }), None).await?;
+    let owner_token = owner["accessToken"].as_str().context("token")?.to_string();
+    let caller = post(&client, format!("{base}/auth/register"),
+        json!({ "email": "caller@bench.example", "username": "caller", "password": "bench-password" }), None).await?;
+    let caller_token = caller["accessToken"].as_str().context("token")?.to_string();
+    let caller_agent = post(
+        &client,
+        format!("{base}/agents"),
+        json!({ "name": "Caller", "slug": "bench-caller" }),
+        Some(&caller_token),
+    )
+    .await?;
+    let caller_key = caller_agent["apiKey"].as_str().context("key")?.to_string();
+    let null_state = Arc::new(null_hub::State::default());
+    null_state.keys.insert(caller_key.clone(), "caller".into());
+    let null_port = null_hub::start(null_state.clone())?;
+    let mut hub_agents = Vec::new();
+    let mut null_agents = Vec::new();
+    let mut agent_tasks = Vec::new();
+    for i in 0..args.agents {
+        let created = post(
+            &client,
+            format!("{base}/agents"),
+            json!({ "name": format!("Echo {i}"), "slug": format!("bench-echo-{i}"),
+                    "pricing": { "model": "per-call", "pricePerCall": args.price } }),
+            Some(&owner_token),
+        )
+        .await?;
+        let id = created["agent"]["id"].as_str().context("id")?.to_string();
+        let key = created["apiKey"].as_str().context("key")?.to_string();
+        agent_tasks.push(
+            agent::start(&format!("ws://127.0.0.1:{hub_port}/api/v1/agents/ws"), &key).await?,
+        );
+        null_state.keys.insert(key.clone(), id.clone());
+        agent_tasks.push(
+            agent::start(
+                &format!("ws://127.0.0.1:{null_port}/api/v1/agents/ws"),
+                &key,
+            )
+            .await?,
+        );
+        hub_agents.push(id.clone());
+        null_agents.push(id);
+    }
+    let hub_target = Target {
+        url: format!("{base}/mcp/call"),
+        key: caller_key.clone(),
+        agents: hub_agents,
+    };
+    let null_target = Target {
+        url: format!("http://127.0.0.1:{null_port}/api/v1/mcp/call"),
+        key: caller_key,
+        agents: null_agents,
+    };
+    // Warm both up (connection pools, caches).
+    closed_loop(&client, &null_target, 8, 0.3).await;
+    closed_loop(&client, &hub_target, 8, 0.3).await;
+
+    let backend = if args.database_url.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite (WAL, synchronous=NORMAL)"
+    };
+    println!(
+        "agenthub-bench: paid /mcp/call, {} agents, price {}, {} s runs, {} rounds, hub on {backend}",
+        args.agents, args.price, args.secs, args.rounds
+    );
+    let mut ceiling = 0.0f64;
+    let mut smoke_ratio = None;
+    for &c in &args.inflight {
+        let (mut null_runs, mut hub_runs) = (Vec::new(), Vec::new());
+        for _ in 0..args.rounds {
+            null_runs.push(closed_loop(&client, &null_target, c, args.secs).await);
+            hub_runs.push(closed_loop(&client, &hub_target, c, args.secs).await);
+        }
+        let ratio = median(&hub_runs, |r| r.calls_per_s) / median(&null_runs, |r| r.calls_per_s);
+        println!("closed loop, {c:>3} in flight");
+        println!(
+            "  {}",
+            line("null hub (same stack, no database)", &null_runs)
+        );
+        println!("  {}", line("agenthub", &hub_runs));
+        println!("  ratio agenthub / null hub: {ratio:.3}");
+        ceiling = ceiling.max(median(&hub_runs, |r| r.calls_per_s));
+        if c == 16 {
+            smoke_ratio = Some(ratio);
+        }
+    }
+    if !args.no_open_loop && ceiling > 0.0 {
+        for share in [0.5, 0.8] {
+            let rate = ceiling * share;
+            let (mut null_runs, mut hub_runs) = (Vec::new(), Vec::new());
+            for _ in 0..args.rounds {
+                null_runs.push(open_loop(&client, &null_target, rate, args.secs).await);
+                hub_runs.push(open_loop(&client, &hub_target, rate, args.secs).await);
+            }
+            println!(
+                "open loop at {:.0} % of agenthub's ceiling ({rate:.0} calls/s)",
+                share * 100.0
+            );
+            println!(
+                "  {}",
+                line("null hub (same stack, no database)", &null_runs)
+            );
+            println!("  {}", line("agenthub", &hub_runs));
+        }
+    }
+    let report = actors::ledger::check(&hub.db).await?;
+    let balanced =
+        report.problems.is_empty() && report.granted == report.user_balances + report.user_reserved;
+    println!(
+        "ledger after the runs: {}",
+        if balanced { "balanced" } else { "UNBALANCED" }
+    );
+    if !balanced {
+        bail!("ledger problems: {:?}", report.problems);
+    }
+    if args.smoke {
+        let ratio = smoke_ratio.unwrap_or(0.0);
+        let floor = args.smoke_min_ratio / 3.0;
+        if ratio < floor {
+            bail!(
+                "smoke: agenthub/null ratio {ratio:.3} is under {floor:.3} (a 3x regression of {:.3})",
+                args.smoke_min_ratio
+            );
+        }
+        println!("smoke: ratio {ratio:.3} >= {floor:.3}: ok");
+    }
+    for t in agent_tasks {
+        t.abort();
+    }
+    Ok(())
+}
