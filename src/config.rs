@@ -57,6 +57,9 @@ pub struct Settings {
     pub start_tokens: i64,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// SQLite's `synchronous`: `normal` (a commit survives a process crash) or `full` (it also
+    /// survives a power failure, at the cost of a disk flush per commit).
+    pub sqlite_synchronous: String,
 }
 
 impl Default for Settings {
@@ -86,6 +89,7 @@ impl Default for Settings {
             rate_limit_per_min: 100,
             start_tokens: 10_000,
             max_body_bytes: 2 * 1024 * 1024,
+            sqlite_synchronous: "normal".into(),
         }
     }
 }
@@ -143,6 +147,12 @@ impl Settings {
         {
             bail!("AGENTHUB_MAIL_INBOUND_SECRET must be at least 16 characters");
         }
+        if !matches!(self.sqlite_synchronous.as_str(), "normal" | "full") {
+            bail!(
+                "AGENTHUB_SQLITE_SYNCHRONOUS must be normal or full, got {:?}",
+                self.sqlite_synchronous
+            );
+        }
         if self.start_tokens < 0 {
             bail!("AGENTHUB_START_TOKENS must not be negative");
         }
@@ -158,6 +168,11 @@ impl Settings {
                 self.data_dir.join("agenthub.db").display()
             ),
         }
+    }
+
+    /// Whether SQLite commits wait for the disk.
+    pub fn sqlite_synchronous_full(&self) -> bool {
+        self.sqlite_synchronous == "full"
     }
 
     /// The outbox directory for mail when no relay is configured.

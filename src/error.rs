@@ -16,15 +16,23 @@ use actix_web::{
 use actors::{FieldError, HubError};
 use serde::Serialize;
 
-#[derive(Debug, Serialize)]
+/// The body of every error: the status, its reason phrase and a message; `details` names each
+/// failed field of a validation error, `code` tells apart the cases a client must handle
+/// (`RATE_LIMITED`, `INSUFFICIENT_TOKENS`, `AGENT_OFFLINE`, `TASK_SETTLED`, ...).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorBody {
+    /// The HTTP status, repeated.
+    #[schema(minimum = 400, maximum = 599)]
     pub status_code: u16,
+    /// The status' reason phrase (`Bad Request`, `Not Found`, ...).
     pub error: String,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, examples("INSUFFICIENT_TOKENS", "RATE_LIMITED"))]
     pub code: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<crate::http::schema::FieldError>)]
     pub details: Option<Vec<FieldError>>,
 }
 

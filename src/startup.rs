@@ -48,7 +48,7 @@ pub fn install_crypto_provider() {
 /// Opens the database named by the settings and brings its schema up to date.
 pub async fn open_database(settings: &Settings) -> anyhow::Result<sea_orm::DatabaseConnection> {
     let url = settings.database_url();
-    let db = actors::db::connect(&url)
+    let db = actors::db::connect_with(&url, settings.sqlite_synchronous_full())
         .await
         .with_context(|| format!("cannot open database {}", redact_url(&url)))?;
     Migrator::up(&db, None).await.context("migrations failed")?;
@@ -130,6 +130,7 @@ impl Application {
                 .app_data(web::QueryConfig::default().error_handler(error::query_error))
                 .app_data(web::PathConfig::default().error_handler(error::path_error))
                 .wrap(from_fn(http::rate_limit::middleware))
+                .wrap(from_fn(http::body::refuse_nul_urls))
                 .wrap(ErrorHandlers::new().default_handler(error::render_plain_errors))
                 .wrap(tracing_actix_web::TracingLogger::default())
                 .configure(http::configure)

@@ -260,7 +260,7 @@ fn check_one_of(errors: &mut Errors, field: &str, value: &str, allowed: &[&str])
 }
 
 fn check_url(errors: &mut Errors, hub: &Hub, field: &str, url: &str) {
-    if let Err(why) = url_guard::check(url, hub.config.allow_private_urls) {
+    if let Err(why) = url_guard::check_endpoint(url, hub.config.allow_private_urls) {
         errors.add(field, why);
     }
 }

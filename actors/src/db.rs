@@ -8,9 +8,17 @@ use sea_orm::{
 };
 use std::time::Duration;
 
+/// Opens the pool with SQLite's `synchronous=NORMAL` (see [`connect_with`]).
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    connect_with(url, false).await
+}
+
 /// Opens the pool. For SQLite the file (and its directory) is created, WAL is on, foreign keys
 /// are enforced and writers wait for each other for up to `busy_timeout` instead of failing.
-pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+/// `synchronous_full` makes every commit wait for the disk (`synchronous=FULL`): with the
+/// default `NORMAL`, a commit survives a crash of the process but may be lost with the last
+/// moments before a power failure.
+pub async fn connect_with(url: &str, synchronous_full: bool) -> Result<DatabaseConnection, DbErr> {
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.sqlx_logging(false)
         .connect_timeout(Duration::from_secs(10))
@@ -22,9 +30,13 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         }
         opts.max_connections(8)
             .min_connections(1)
-            .map_sqlx_sqlite_opts(|o| {
+            .map_sqlx_sqlite_opts(move |o| {
                 o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                    .synchronous(if synchronous_full {
+                        sea_orm::sqlx::sqlite::SqliteSynchronous::Full
+                    } else {
+                        sea_orm::sqlx::sqlite::SqliteSynchronous::Normal
+                    })
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(30))
                     .create_if_missing(true)

@@ -248,6 +248,8 @@ pub async fn call(hub: &Arc<Hub>, req: CallRequest) -> HubResult<tasks::Model> {
         let (tx, rx) = oneshot::channel();
         let queued = conn.is_none();
         let addr = TaskActor::new(hub.clone(), task.clone(), conn, deadline).start();
+        // Findable at once (an answer may come before the actor has run `started`).
+        hub.registry.remember_task(task.id, addr.clone());
         hub.registry.track(
             req.payer_id,
             request_id.clone(),

@@ -94,7 +94,7 @@ pub async fn open(hub: &Hub, new: NewTask) -> Result<tasks::Model, OpenError> {
         source: new.source.to_string(),
         buyer: new.buyer,
         tool_name: new.tool_name,
-        arguments: new.arguments,
+        arguments: scrub(new.arguments),
         request_id: new.request_id.clone(),
         price: new.price,
         status: if new.queued { "queued" } else { "reserved" }.into(),
@@ -156,6 +156,27 @@ pub async fn max_job_id<C: ConnectionTrait>(conn: &C) -> HubResult<i64> {
     Ok(max.flatten().unwrap_or(0))
 }
 
+/// Replaces NUL characters, which PostgreSQL cannot store in text or JSON, in everything an
+/// agent or a caller sent (results, errors, arguments), so that no answer can make a task
+/// impossible to settle.
+pub fn scrub(value: Value) -> Value {
+    match value {
+        Value::String(s) if s.contains('\0') => Value::String(scrub_text(&s)),
+        Value::Array(items) => Value::Array(items.into_iter().map(scrub).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (if k.contains('\0') { scrub_text(&k) } else { k }, scrub(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// A text without NUL characters (each becomes U+FFFD).
+pub fn scrub_text(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
+}
+
 /// The final outcome of a task.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -210,8 +231,8 @@ pub async fn settle(hub: &Hub, task_id: Uuid, outcome: Outcome) -> HubResult<tas
     active.completed_at = Set(Some(now));
     active.duration_ms = Set(Some(duration_ms));
     match &outcome {
-        Outcome::Completed(result) => active.result = Set(Some(result.clone())),
-        Outcome::Failed(message) => active.error = Set(Some(message.clone())),
+        Outcome::Completed(result) => active.result = Set(Some(scrub(result.clone()))),
+        Outcome::Failed(message) => active.error = Set(Some(scrub_text(message))),
         Outcome::Timeout => active.error = Set(Some("The agent did not answer in time".into())),
     }
     let updated = tasks::Entity::update_many()
@@ -268,6 +289,44 @@ async fn record_stats<C: ConnectionTrait>(
     active.updated_at = Set(hub.env.now());
     active.update(conn).await?;
     Ok(())
+}
+
+/// An agent's answer to a task it fetched (polling, or the plain stream's answer by id): the
+/// task's actor settles it and tells whoever waits. An answer can come before the actor is
+/// registered (a poller may lease the task the moment `open` commits); then it is settled
+/// here, and the actor, if it has appeared meanwhile, is told to look again. Together with the
+/// actor's own look when it starts, the caller learns the outcome at once either way.
+pub async fn resolve(hub: &Hub, task_id: Uuid, outcome: Outcome) -> HubResult<tasks::Model> {
+    if let Some(actor) = hub.registry.task(task_id) {
+        let (tx, rx) = oneshot::channel();
+        actor.do_send(Subscribe { reply: tx });
+        actor.do_send(Resolve { outcome });
+        return match rx.await {
+            Ok(result) => result,
+            Err(_) => tasks::Entity::find_by_id(task_id)
+                .one(&hub.db)
+                .await?
+                .ok_or_else(|| HubError::not_found("Task")),
+        };
+    }
+    let settled = settle(hub, task_id, outcome).await?;
+    if let Some(actor) = hub.registry.task(task_id) {
+        // Settling a final task changes nothing: the actor just hands the stored task on.
+        actor.do_send(Resolve {
+            outcome: Outcome::Timeout,
+        });
+    }
+    Ok(settled)
+}
+
+/// Whether a task is already in a final state (a database error counts as not final).
+async fn is_final(hub: &Hub, task_id: Uuid) -> bool {
+    tasks::Entity::find_by_id(task_id)
+        .one(&hub.db)
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|t| FINAL.contains(&t.status.as_str()))
 }
 
 /// Settles every task a previous process left open: nothing stays reserved across a crash.
@@ -440,8 +499,23 @@ impl Actor for TaskActor {
         ctx.run_later(self.deadline, |act, ctx| act.finish(Outcome::Timeout, ctx));
         match self.conn.clone() {
             Some(conn) => self.dispatch(conn, ctx),
-            // `open` stored it `queued` already: just tell the pollers.
-            None => self.hub.registry.wake_pollers(self.task.agent_id),
+            None => {
+                // `open` stored it `queued` already, so a poller may have leased it and its
+                // agent answered before this actor was registered: that answer was settled
+                // directly. Look once, now that any later answer will find this actor, so the
+                // caller is not kept waiting for the deadline.
+                let (hub, id) = (self.hub.clone(), self.task.id);
+                async move { is_final(&hub, id).await }
+                    .into_actor(self)
+                    .map(|done, act, ctx| {
+                        if done {
+                            // Settling a final task changes nothing and returns it as stored.
+                            act.finish(Outcome::Timeout, ctx);
+                        }
+                    })
+                    .spawn(ctx);
+                self.hub.registry.wake_pollers(self.task.agent_id);
+            }
         }
     }
 }

@@ -55,7 +55,20 @@ pub fn is_localhost(host: &Host<&str>) -> bool {
     }
 }
 
-/// Checks a user-supplied endpoint URL; `Err` says why it is refused.
+/// Checks an endpoint URL at registration or update. The development hosts (`localhost`,
+/// `127.0.0.1`, `[::1]`) are accepted whatever the setting ("localhost allowed for
+/// development"), since the documents promise it; they are reached only when the hub allows
+/// private addresses: otherwise the outbound client refuses them at call time, and the call
+/// fails and is refunded. Every other private or local address is refused here already.
+pub fn check_endpoint(raw: &str, allow_private: bool) -> Result<Url, String> {
+    let url = check(raw, true)?;
+    if allow_private || url.host().is_some_and(|h| is_localhost(&h)) {
+        return Ok(url);
+    }
+    check(raw, false)
+}
+
+/// Checks a user-supplied URL before the hub calls it; `Err` says why it is refused.
 pub fn check(raw: &str, allow_private: bool) -> Result<Url, String> {
     if raw.len() > 2048 {
         return Err("must be at most 2048 characters".into());
@@ -151,5 +164,31 @@ mod tests {
         }
         assert!(check("https://10.0.0.1/", true).is_ok());
         assert!(check("http://10.0.0.1/", true).is_err());
+    }
+
+    #[test]
+    fn registration_accepts_the_development_hosts_only() {
+        for url in [
+            "http://localhost:3000/mcp",
+            "http://127.0.0.1:9000/",
+            "https://[::1]:9000/",
+        ] {
+            assert!(
+                check_endpoint(url, false).is_ok(),
+                "{url} is a development host"
+            );
+        }
+        for url in [
+            "https://10.0.0.1/",
+            "https://127.0.0.2/",
+            "https://[::ffff:127.0.0.1]/",
+            "http://example.com/",
+            "https://intranet/",
+        ] {
+            assert!(
+                check_endpoint(url, false).is_err(),
+                "{url} should be refused"
+            );
+        }
     }
 }

@@ -14,6 +14,7 @@
 
 mod agent;
 mod null_hub;
+mod plain;
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -43,15 +44,22 @@ struct Args {
     /// Skip the open-loop runs.
     #[arg(long)]
     no_open_loop: bool,
+    /// Scenarios: `s2` (envelope WebSocket agents), `s3` (polling agents), `s4` (webhook push).
+    #[arg(long, value_delimiter = ',', default_value = "s2,s3,s4")]
+    scenarios: Vec<String>,
     /// `postgres://…` to run the hub on PostgreSQL (default: a fresh SQLite file).
     #[arg(long)]
     database_url: Option<String>,
+    /// SQLite's `synchronous` for the hub: `normal` or `full`.
+    #[arg(long, default_value = "normal")]
+    sqlite_synchronous: String,
     /// CI smoke run: 16 in flight, 1 s runs, one round; fails when agenthub's throughput is
     /// under a third of `--smoke-min-ratio` times the null hub's.
     #[arg(long)]
     smoke: bool,
-    /// The hub/null ratio recorded in BENCHMARKS.md for 16 in flight.
-    #[arg(long, default_value_t = 0.05)]
+    /// The hub/null ratio at 16 in flight recorded in BENCHMARKS.md for the smoke run (a
+    /// debug build, as `scripts/test` runs it).
+    #[arg(long, default_value_t = 0.025)]
     smoke_min_ratio: f64,
 }
 
@@ -90,13 +98,20 @@ struct Target {
     url: String,
     key: String,
     agents: Vec<String>,
+    /// `echo` for envelope agents, `task` for poll and push agents.
+    tool: &'static str,
 }
 
 async fn one_call(client: &reqwest::Client, t: &Target, i: usize) -> bool {
+    let arguments = if t.tool == "task" {
+        json!({ "task": "Hello!" })
+    } else {
+        json!({ "message": "Hello!" })
+    };
     let body = json!({
         "targetAgentId": t.agents[i % t.agents.len()],
-        "toolName": "echo",
-        "arguments": { "message": "Hello!" },
+        "toolName": t.tool,
+        "arguments": arguments,
     });
     match client
         .post(&t.url)
@@ -217,16 +232,41 @@ async fn main() -> anyhow::Result<()> {
         args.inflight = vec![16];
         args.rounds = 1;
         args.no_open_loop = true;
+        args.scenarios = vec!["s2".into()];
     }
     agenthub::startup::install_crypto_provider();
+    // The hub's own warnings and errors (RUST_LOG, default `warn`), on stderr.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
     let dir = tempfile::tempdir()?;
+    // On PostgreSQL every run gets a database of its own, so runs never see each other's data.
+    if let Some(server) = args.database_url.clone() {
+        use sea_orm::ConnectionTrait;
+        let name = format!("agenthub_bench_{}", uuid::Uuid::new_v4().simple());
+        let admin = sea_orm::Database::connect(&server).await?;
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await?;
+        let _ = admin.close().await;
+        let mut url = url::Url::parse(&server)?;
+        url.set_path(&format!("/{name}"));
+        args.database_url = Some(url.to_string());
+    }
     let settings = agenthub::config::Settings {
         http_addr: "127.0.0.1:0".into(),
         smtp_addr: "off".into(),
         data_dir: dir.path().to_path_buf(),
         database_url: args.database_url.clone(),
         rate_limit_per_min: 0,
+        // The push scenario's webhook listens on 127.0.0.1.
+        allow_private_urls: true,
         start_tokens: 1_000_000_000,
+        sqlite_synchronous: args.sqlite_synchronous.clone(),
         ..Default::default()
     };
     let app = agenthub::startup::Application::build(settings).await?;
@@ -288,20 +328,66 @@ async fn main() -> anyhow::Result<()> {
         url: format!("{base}/mcp/call"),
         key: caller_key.clone(),
         agents: hub_agents,
+        tool: "echo",
     };
     let null_target = Target {
         url: format!("http://127.0.0.1:{null_port}/api/v1/mcp/call"),
-        key: caller_key,
+        key: caller_key.clone(),
         agents: null_agents,
+        tool: "echo",
+    };
+    // S3: polling agents, each with four long-polling workers; S4: a webhook on 127.0.0.1.
+    let hook_port = plain::start_webhook()?;
+    let (mut poll_agents, mut push_agents) = (Vec::new(), Vec::new());
+    for i in 0..args.agents {
+        let created = post(
+            &client,
+            format!("{base}/agents"),
+            json!({ "name": format!("Poller {i}"), "slug": format!("bench-poll-{i}"), "deliveryMode": "poll",
+                    "pricing": { "model": "per-call", "pricePerCall": args.price } }),
+            Some(&owner_token),
+        )
+        .await?;
+        let key = created["apiKey"].as_str().context("key")?.to_string();
+        for _ in 0..4 {
+            agent_tasks.push(plain::start_poller(
+                client.clone(),
+                format!("http://127.0.0.1:{hub_port}"),
+                key.clone(),
+            ));
+        }
+        poll_agents.push(created["agent"]["id"].as_str().context("id")?.to_string());
+        let created = post(
+            &client,
+            format!("{base}/agents"),
+            json!({ "name": format!("Hook {i}"), "slug": format!("bench-push-{i}"), "deliveryMode": "push",
+                    "endpoint": format!("http://127.0.0.1:{hook_port}/hook"),
+                    "pricing": { "model": "per-call", "pricePerCall": args.price } }),
+            Some(&owner_token),
+        )
+        .await?;
+        push_agents.push(created["agent"]["id"].as_str().context("id")?.to_string());
+    }
+    let poll_target = Target {
+        agents: poll_agents,
+        tool: "task",
+        ..hub_target.clone()
+    };
+    let push_target = Target {
+        agents: push_agents,
+        tool: "task",
+        ..hub_target.clone()
     };
     // Warm both up (connection pools, caches).
     closed_loop(&client, &null_target, 8, 0.3).await;
     closed_loop(&client, &hub_target, 8, 0.3).await;
 
-    let backend = if args.database_url.is_some() {
-        "PostgreSQL"
-    } else {
-        "SQLite (WAL, synchronous=NORMAL)"
+    let backend = match &args.database_url {
+        Some(_) => "PostgreSQL".to_string(),
+        None => format!(
+            "SQLite (WAL, synchronous={})",
+            args.sqlite_synchronous.to_uppercase()
+        ),
     };
     println!(
         "agenthub-bench: paid /mcp/call, {} agents, price {}, {} s runs, {} rounds, hub on {backend}",
@@ -309,7 +395,8 @@ async fn main() -> anyhow::Result<()> {
     );
     let mut ceiling = 0.0f64;
     let mut smoke_ratio = None;
-    for &c in &args.inflight {
+    let s2 = args.scenarios.iter().any(|s| s == "s2");
+    for &c in args.inflight.iter().filter(|_| s2) {
         let (mut null_runs, mut hub_runs) = (Vec::new(), Vec::new());
         for _ in 0..args.rounds {
             null_runs.push(closed_loop(&client, &null_target, c, args.secs).await);
@@ -328,7 +415,30 @@ async fn main() -> anyhow::Result<()> {
             smoke_ratio = Some(ratio);
         }
     }
-    if !args.no_open_loop && ceiling > 0.0 {
+    for (name, target) in [("s3", &poll_target), ("s4", &push_target)] {
+        if !args.scenarios.iter().any(|s| s == name) {
+            continue;
+        }
+        let label = if name == "s3" {
+            "S3 polling agents (4 long-polling workers each)"
+        } else {
+            "S4 webhook push (a local HTTP endpoint)"
+        };
+        for &c in &args.inflight {
+            let (mut null_runs, mut hub_runs) = (Vec::new(), Vec::new());
+            for _ in 0..args.rounds {
+                null_runs.push(closed_loop(&client, &null_target, c, args.secs).await);
+                hub_runs.push(closed_loop(&client, target, c, args.secs).await);
+            }
+            let ratio =
+                median(&hub_runs, |r| r.calls_per_s) / median(&null_runs, |r| r.calls_per_s);
+            println!("{label}, closed loop, {c:>3} in flight, paid task calls through /mcp/call");
+            println!("  {}", line("null hub (envelope WebSocket)", &null_runs));
+            println!("  {}", line("agenthub", &hub_runs));
+            println!("  ratio agenthub / null hub: {ratio:.3}");
+        }
+    }
+    if s2 && !args.no_open_loop && ceiling > 0.0 {
         for share in [0.5, 0.8] {
             let rate = ceiling * share;
             let (mut null_runs, mut hub_runs) = (Vec::new(), Vec::new());

@@ -14,18 +14,72 @@ use actors::{
     mail::{Mailroom, inbound::Inbound},
 };
 use futures_util::StreamExt;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+/// The routes of this module, for the OpenAPI document (paths relative to `/api/v1`).
+#[derive(OpenApi)]
+#[openapi(paths(inbound))]
+pub struct Api;
 
 /// The configured secret, if the endpoint is on.
 pub struct InboundSecret(pub Option<String>);
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Envelope {
+    /// Comma-separated recipients, `slug@<mail domain>` (default: the message's `To` and `Cc`
+    /// addresses at this hub's mail domain).
     to: Option<String>,
+    /// The envelope sender (default: `Return-Path`, else `From`).
     from: Option<String>,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+struct AcceptedRecipient {
+    recipient: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct RejectedRecipient {
+    recipient: String,
+    /// Why, as the SMTP listener would say.
+    reason: &'static str,
+    /// Whether a later retry may succeed (SMTP 4xx rather than 5xx).
+    temporary: bool,
+}
+
+/// What became of a posted message.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct InboundOutcome {
+    accepted: Vec<AcceptedRecipient>,
+    rejected: Vec<RejectedRecipient>,
+    /// One stored message per accepted recipient.
+    mail_ids: Vec<uuid::Uuid>,
+}
+
+/// Post an inbound email
+///
+/// For an MTA or a mail provider: the raw RFC 5322 message is the body. Each recipient passes
+/// the same admission as at SMTP `RCPT TO`; 202 once the message is stored. Off (404) unless
+/// `AGENTHUB_MAIL_INBOUND_SECRET` is set; not rate-limited with the right secret.
+#[utoipa::path(
+    post,
+    path = "/email/inbound",
+    operation_id = "inboundEmail",
+    tag = "Email",
+    params(Envelope),
+    security(("inboundSecret" = [])),
+    request_body(content = String, content_type = "message/rfc822", description = "The raw message"),
+    responses(
+        (status = 202, description = "Stored for the accepted recipients", body = InboundOutcome),
+        (status = 400, description = "Not a message, no recipient, or every recipient refused"),
+        (status = 401, description = "Missing or wrong secret"),
+        (status = 404, description = "Inbound mail over HTTP is off on this hub"),
+        (status = 413, description = "Larger than `AGENTHUB_MAIL_MAX_BYTES`"),
+    )
+)]
 async fn inbound(
     req: HttpRequest,
     secret: web::Data<InboundSecret>,
@@ -55,6 +109,10 @@ async fn inbound(
             ));
         }
         raw.extend_from_slice(&chunk);
+    }
+    // RFC 5322 text never holds NUL (and PostgreSQL could not store it).
+    if raw.contains(&0) {
+        return Err(HubError::invalid_field("body", "must not contain NUL bytes").into());
     }
     let Some(parsed) = Inbound::parse(&raw).filter(|_| !raw.is_empty()) else {
         return Err(HubError::invalid_field("body", "must be an RFC 5322 message").into());
@@ -87,40 +145,33 @@ async fn inbound(
     for rcpt in recipients {
         match room.admit(&sender, &rcpt).await? {
             Ok(agent) => admitted.push((rcpt, agent)),
-            Err(refusal) => rejected.push(json!({
-                "recipient": rcpt,
-                "reason": refusal.explain(),
-                "temporary": refusal.is_temporary(),
-            })),
+            Err(refusal) => rejected.push(RejectedRecipient {
+                recipient: rcpt,
+                reason: refusal.explain(),
+                temporary: refusal.is_temporary(),
+            }),
         }
     }
     if admitted.is_empty() {
         let details = rejected
             .iter()
-            .map(|r| {
-                actors::FieldError::new(
-                    "to",
-                    format!(
-                        "{}: {}",
-                        r["recipient"].as_str().unwrap_or_default(),
-                        r["reason"].as_str().unwrap_or_default()
-                    ),
-                )
-            })
+            .map(|r| actors::FieldError::new("to", format!("{}: {}", r.recipient, r.reason)))
             .collect();
         return Err(HubError::invalid(details).into());
     }
     let ids = room.accept(&sender, &admitted, &raw).await?;
-    let accepted: Vec<_> = admitted
+    let accepted = admitted
         .iter()
-        .map(|(rcpt, _)| json!({ "recipient": rcpt }))
+        .map(|(rcpt, _)| AcceptedRecipient {
+            recipient: rcpt.clone(),
+        })
         .collect();
     room.into_inner().spawn(ids.clone());
-    Ok(HttpResponse::Accepted().json(json!({
-        "accepted": accepted,
-        "rejected": rejected,
-        "mailIds": ids,
-    })))
+    Ok(HttpResponse::Accepted().json(InboundOutcome {
+        accepted,
+        rejected,
+        mail_ids: ids,
+    }))
 }
 
 /// `To` and `Cc` addresses at this hub's mail domain.

@@ -11,42 +11,95 @@ use actors::{
     gateway::{self, CallRequest},
 };
 use entities::tasks;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
+use utoipa::{OpenApi, ToSchema};
 
-#[derive(Debug, Clone, Deserialize)]
+/// The routes of this module, for the OpenAPI document (paths relative to `/api/v1`).
+#[derive(OpenApi)]
+#[openapi(paths(call, caller_ws, agent_ws))]
+pub struct Api;
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = CallInput)]
 pub struct CallIn {
+    /// The agent's id or slug.
+    #[schema(value_type = String, required = true)]
     pub target_agent_id: Option<String>,
+    #[schema(value_type = String, required = true)]
     pub tool_name: Option<String>,
+    /// The tool's arguments (an object).
+    #[schema(value_type = Object, required = false)]
     pub arguments: Option<Value>,
+    /// Idempotency key, kept per paying account (generated when omitted): a retry with the same
+    /// key answers the first call's outcome and is not charged twice.
+    #[schema(value_type = String, required = false)]
     pub request_id: Option<String>,
+    /// Refuse the call (400 `PRICE_EXCEEDS_MAX`) if it costs more.
+    #[schema(value_type = i64, minimum = 0, required = false)]
     pub max_cost: Option<i64>,
 }
 
+/// What a call cost.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallBilling {
+    /// The price when the call completed, else 0 (failed and timed-out calls are refunded).
+    pub tokens_charged: i64,
+    /// The settling ledger transaction of a completed call.
+    #[schema(required = true)]
+    pub transaction_id: Option<uuid::Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallError {
+    pub message: String,
+}
+
+/// The outcome of a call: `result` when `completed`, `error` when `failed` or `timeout`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallOutcome {
+    pub request_id: String,
+    #[schema(schema_with = call_status)]
+    pub status: String,
+    pub billing: CallBilling,
+    pub duration_ms: i64,
+    /// The MCP tool result (`{content: [{type: "text", text}], ...}`), as the agent answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Value)]
+    pub result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<CallError>,
+}
+
+fn call_status() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    crate::http::schema::string_enum(&actors::task::FINAL, false)
+}
+
 /// The `/mcp/call` body of a settled task, and its status code.
-pub fn call_body(task: &tasks::Model) -> (StatusCode, Value) {
+pub fn call_body(task: &tasks::Model) -> (StatusCode, CallOutcome) {
     let completed = task.status == "completed";
     let status = match task.status.as_str() {
         "completed" => StatusCode::OK,
         "timeout" => StatusCode::GATEWAY_TIMEOUT,
         _ => StatusCode::BAD_GATEWAY,
     };
-    let mut body = json!({
-        "requestId": task.request_id,
-        "status": task.status,
-        "billing": {
-            "tokensCharged": if completed { task.price } else { 0 },
-            "transactionId": if completed { task.settle_tx } else { None },
+    let body = CallOutcome {
+        request_id: task.request_id.clone(),
+        status: task.status.clone(),
+        billing: CallBilling {
+            tokens_charged: if completed { task.price } else { 0 },
+            transaction_id: if completed { task.settle_tx } else { None },
         },
-        "durationMs": task.duration_ms.unwrap_or(0),
-    });
-    if completed {
-        body["result"] = mcp_result(task);
-    } else {
-        body["error"] = json!({ "message": task.error.clone().unwrap_or_default() });
-    }
+        duration_ms: task.duration_ms.unwrap_or(0),
+        result: completed.then(|| mcp_result(task)),
+        error: (!completed).then(|| CallError {
+            message: task.error.clone().unwrap_or_default(),
+        }),
+    };
     (status, body)
 }
 
@@ -94,6 +147,31 @@ pub async fn run_call(
     gateway::call(hub, request).await
 }
 
+/// Call an agent's tool
+///
+/// Reserves the price from the caller's wallet, delivers the call and waits for the answer:
+/// the agent's owner is paid on success, the caller refunded on failure or timeout. A refused
+/// call (any 4xx or 503) charges nothing.
+#[utoipa::path(
+    post,
+    path = "/mcp/call",
+    operation_id = "callTool",
+    tag = "Calls",
+    security(("apiKey" = [])),
+    request_body = CallIn,
+    responses(
+        (status = 200, description = "The call completed (charged)", body = CallOutcome),
+        (status = 400, description = "A field is missing or invalid, or `PRICE_EXCEEDS_MAX`"),
+        (status = 401, description = "No valid API key"),
+        (status = 402, description = "`INSUFFICIENT_TOKENS`"),
+        (status = 404, description = "No such agent (or someone else's private agent)"),
+        (status = 409, description = "`IDEMPOTENCY_CONFLICT`: the requestId was used for another call"),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: the files are too large"),
+        (status = 502, description = "The agent failed (refunded)", body = CallOutcome),
+        (status = 503, description = "`AGENT_UNAVAILABLE` (not active) or `AGENT_OFFLINE` (not connected)"),
+        (status = 504, description = "The agent did not answer in time (refunded)", body = CallOutcome),
+    )
+)]
 async fn call(
     auth: ApiKeyAuth,
     hub: web::Data<Hub>,
@@ -104,7 +182,23 @@ async fn call(
     Ok(HttpResponse::build(status).json(body))
 }
 
-/// The reverse WebSocket of an envelope agent.
+/// The agent socket (WebSocket)
+///
+/// The reverse WebSocket of a `websocket` or `hybrid` agent: the hub sends
+/// `tool_call_request` envelopes `{type, requestId, timestamp, payload}` and the agent answers
+/// `tool_call_response`; `tools_list_request`/`tools_list_response` likewise.
+#[utoipa::path(
+    get,
+    path = "/agents/ws",
+    operation_id = "agentSocket",
+    tag = "WebSockets",
+    security(("apiKey" = [])),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket handshake, or not a websocket/hybrid agent"),
+        (status = 401, description = "No valid API key"),
+    )
+)]
 async fn agent_ws(
     req: HttpRequest,
     stream: web::Payload,
@@ -210,7 +304,9 @@ impl CallerSession {
                     .map(move |result, act, ctx| {
                         act.in_flight -= 1;
                         let payload = match result {
-                            Ok(task) => call_body(&task).1,
+                            Ok(task) => {
+                                serde_json::to_value(call_body(&task).1).unwrap_or(Value::Null)
+                            }
                             Err(err) => Self::error_payload(err.into()),
                         };
                         Self::reply(ctx, &request_id, payload);
@@ -240,6 +336,23 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for CallerSession {
     }
 }
 
+/// The caller socket (WebSocket)
+///
+/// Many calls in flight on one socket: send `tool_call_request` frames
+/// `{type, requestId, payload: {targetAgentId, toolName, arguments, maxCost?}}`, receive one
+/// `tool_call_response` each (the `/mcp/call` body, or `{error}`), in any order.
+#[utoipa::path(
+    get,
+    path = "/mcp/ws",
+    operation_id = "callerSocket",
+    tag = "WebSockets",
+    security(("apiKey" = [])),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket handshake"),
+        (status = 401, description = "No valid API key"),
+    )
+)]
 async fn caller_ws(
     req: HttpRequest,
     stream: web::Payload,

@@ -8,10 +8,12 @@ pub mod health;
 pub mod leaderboards;
 pub mod mail;
 pub mod mcp;
+pub mod openapi;
 pub mod public;
 pub mod rate_limit;
 pub mod reputation;
 pub mod reviews;
+pub mod schema;
 pub mod tasks;
 pub mod users;
 
@@ -20,20 +22,45 @@ use actix_web::{HttpRequest, web};
 use actors::{audit::Origin, discovery, validate};
 
 /// `?page=&limit=` of every list endpoint, as sent (strings, so a bad value is a field error).
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// The page, from 1.
+    #[param(value_type = Option<u64>, minimum = 1)]
     pub page: Option<String>,
+    /// Items per page, 1 to 100 (default 20).
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
 }
 
 impl PageQuery {
     /// The validated page: 400 with `details` for a bad `page` or `limit` (> 100 included).
     pub fn page(&self) -> Result<validate::Page, ApiError> {
-        let mut errors = validate::Errors::new();
-        let page = discovery::page_params(&mut errors, &self.page, &self.limit);
-        errors.finish()?;
-        Ok(page)
+        page_params(&self.page, &self.limit)
     }
+}
+
+/// `page` and `limit` from a query string, validated, with the offset bounded: the database
+/// drivers take signed 64-bit integers, and a larger offset made them panic.
+pub fn page_params(
+    page: &Option<String>,
+    limit: &Option<String>,
+) -> Result<validate::Page, ApiError> {
+    let mut errors = validate::Errors::new();
+    let page = discovery::page_params(&mut errors, page, limit);
+    errors.finish()?;
+    bounded(page)
+}
+
+/// A valid page whose offset the database can take (see [`page_params`]).
+pub fn bounded(page: validate::Page) -> Result<validate::Page, ApiError> {
+    if page.offset() > i64::MAX as u64 {
+        return Err(ApiError::invalid(vec![actors::FieldError::new(
+            "page",
+            "is too large",
+        )]));
+    }
+    Ok(page)
 }
 
 /// Mounts every route. Fixed paths under `/agents/` come before `/agents/{slugOrId}`.
@@ -52,7 +79,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(leaderboards::configure)
             .configure(reviews::configure)
             .configure(reputation::configure)
-            .configure(agents::configure),
+            .configure(agents::configure)
+            .configure(openapi::configure),
     );
 }
 

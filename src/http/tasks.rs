@@ -7,7 +7,8 @@ use crate::{
     auth::{ApiKeyAuth, Caller},
     error::ApiError,
     http::PageQuery,
-    http::{body::Body, mcp::buyer_name},
+    http::schema::Page,
+    http::{body::Body, mcp::CallBilling, mcp::buyer_name},
 };
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use actix_web_actors::ws;
@@ -16,46 +17,101 @@ use actors::{
     conn::ws_envelope::MAX_FRAME_BYTES,
     conn::ws_plain::PlainConn,
     gateway::{self, CallRequest},
-    task::{self, Outcome, Resolve, Subscribe},
-    validate::{Errors, Paged},
+    task::{self, Outcome, Subscribe},
+    validate::Errors,
 };
 use entities::tasks;
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::{sync::Arc, time::Duration};
 use tokio::sync::oneshot;
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
+
+/// The agent-side routes, for the OpenAPI document: served at the root and under `/api/v1`.
+#[derive(OpenApi)]
+#[openapi(paths(stream, poll, submit_result))]
+pub struct AgentSideApi;
+
+/// The buyers' routes, for the OpenAPI document (paths relative to `/api/v1`).
+#[derive(OpenApi)]
+#[openapi(paths(create, list, get_one))]
+pub struct Api;
 
 /// Longest `?wait=` honoured, in seconds.
 const MAX_WAIT_SECS: u64 = 60;
 /// Most tasks one poll leases.
 const POLL_BATCH: u64 = 10;
 
+/// A task (or a tool call: every call is a task) as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Task)]
+pub struct TaskView {
+    id: Uuid,
+    /// A short number for the task, increasing.
+    job_id: i64,
+    agent_id: Uuid,
+    /// `queued` (waiting for the agent), `reserved`, `dispatched`, then `completed`, `failed`,
+    /// `timeout` or `cancelled`.
+    #[schema(schema_with = task_status)]
+    status: String,
+    /// The task text (for other tool calls, `arguments.task` if there was one, else `null`).
+    #[schema(value_type = Value, required = true)]
+    task: Value,
+    /// The files sent with the task (`[{name, mimeType, content}]` or `[{name, url}]`).
+    #[schema(value_type = Value)]
+    files: Value,
+    tool_name: String,
+    request_id: String,
+    /// The paying user's username.
+    buyer: String,
+    /// The agent's answer, once completed.
+    #[schema(value_type = Value, required = true)]
+    result: Option<Value>,
+    #[schema(required = true)]
+    error: Option<String>,
+    billing: CallBilling,
+    created_at: chrono::DateTime<chrono::Utc>,
+    #[schema(required = true)]
+    completed_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn task_status() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    let mut all = vec!["queued", "reserved", "dispatched"];
+    all.extend(task::FINAL);
+    crate::http::schema::string_enum(&all, false)
+}
+
 /// A task as the API shows it.
-pub fn task_view(t: &tasks::Model) -> Value {
+pub fn task_view(t: &tasks::Model) -> TaskView {
     let completed = t.status == "completed";
-    json!({
-        "id": t.id,
-        "jobId": t.job_id,
-        "agentId": t.agent_id,
-        "status": t.status,
-        "task": t.arguments.get("task").cloned().unwrap_or(Value::Null),
-        "files": t.arguments.get("files").cloned().unwrap_or_else(|| json!([])),
-        "toolName": t.tool_name,
-        "requestId": t.request_id,
-        "buyer": t.buyer,
-        "result": t.result,
-        "error": t.error,
-        "billing": {
-            "tokensCharged": if completed { t.price } else { 0 },
-            "transactionId": if completed { t.settle_tx } else { None },
+    TaskView {
+        id: t.id,
+        job_id: t.job_id,
+        agent_id: t.agent_id,
+        status: t.status.clone(),
+        task: t.arguments.get("task").cloned().unwrap_or(Value::Null),
+        files: t
+            .arguments
+            .get("files")
+            .cloned()
+            .unwrap_or_else(|| json!([])),
+        tool_name: t.tool_name.clone(),
+        request_id: t.request_id.clone(),
+        buyer: t.buyer.clone(),
+        result: t.result.clone(),
+        error: t.error.clone(),
+        billing: CallBilling {
+            tokens_charged: if completed { t.price } else { 0 },
+            transaction_id: if completed { t.settle_tx } else { None },
         },
-        "createdAt": t.created_at,
-        "completedAt": t.completed_at,
-    })
+        created_at: t.created_at,
+        completed_at: t.completed_at,
+    }
 }
 
 fn parse_wait(raw: &Option<String>) -> Result<Duration, ApiError> {
@@ -74,7 +130,22 @@ fn parse_wait(raw: &Option<String>) -> Result<Duration, ApiError> {
     }
 }
 
-/// The plain task stream of a `deliveryMode: "ws"` agent.
+/// The task stream (WebSocket)
+///
+/// For `deliveryMode: "ws"` agents: the hub sends `{id, task, files, buyer, jobId}` frames,
+/// the agent answers `{taskId, result}` or `{taskId, error}`.
+#[utoipa::path(
+    get,
+    path = "/ws",
+    operation_id = "taskStream",
+    tag = "Task delivery",
+    security(("apiKey" = [])),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket handshake, or not a task agent"),
+        (status = 401, description = "No valid API key"),
+    )
+)]
 async fn stream(
     req: HttpRequest,
     payload: web::Payload,
@@ -99,12 +170,55 @@ async fn stream(
     .start()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct WaitQuery {
+    /// Seconds to wait (at most 60) for something to answer.
+    #[param(value_type = Option<u64>, maximum = 60)]
     wait: Option<String>,
 }
 
-/// Leases the agent's queued tasks, waiting up to `?wait=N` seconds for one.
+/// A task as an agent receives it (on the stream and from a poll).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "camelCase")]
+struct TaskFrame {
+    /// The task id, for `POST /tasks/{id}/result`.
+    id: String,
+    /// The task text.
+    #[schema(value_type = Value)]
+    task: Value,
+    /// `[{name, mimeType, content (base64)}]` or `[{name, url}]`.
+    #[schema(value_type = Value)]
+    files: Value,
+    /// The paying user's username (or, by mail, the sender).
+    buyer: String,
+    job_id: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct Polled {
+    /// The tasks leased to the caller (at most 10), oldest first: the stream's frames.
+    #[schema(value_type = Vec<TaskFrame>)]
+    tasks: Vec<Value>,
+}
+
+/// Poll for tasks
+///
+/// Leases the calling agent's queued tasks, waiting up to `?wait=N` seconds for one.
+#[utoipa::path(
+    get,
+    path = "/tasks/poll",
+    operation_id = "pollTasks",
+    tag = "Task delivery",
+    params(WaitQuery),
+    security(("apiKey" = [])),
+    responses(
+        (status = 200, description = "The leased tasks (possibly none)", body = Polled),
+        (status = 400, description = "wait is not a whole number"),
+        (status = 401, description = "No valid API key"),
+    )
+)]
 async fn poll(
     auth: ApiKeyAuth,
     hub: web::Data<Hub>,
@@ -117,11 +231,11 @@ async fn poll(
         let notified = notify.notified();
         let leased = lease(&hub, auth.agent_id).await?;
         if !leased.is_empty() || tokio::time::Instant::now() >= until {
-            let frames: Vec<Value> = leased
+            let tasks = leased
                 .iter()
                 .map(|t| actors::conn::task_frame(t, true))
                 .collect();
-            return Ok(HttpResponse::Ok().json(json!({ "tasks": frames })));
+            return Ok(HttpResponse::Ok().json(Polled { tasks }));
         }
         let _ = tokio::time::timeout_at(until, notified).await;
     }
@@ -145,13 +259,35 @@ async fn lease(hub: &Hub, agent_id: Uuid) -> Result<Vec<tasks::Model>, ApiError>
     Ok(leased)
 }
 
-#[derive(Debug, Deserialize)]
+/// Send `result` (any JSON, usually text) or `error` (a message, or `{message}`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = TaskResultInput)]
 struct ResultIn {
+    #[schema(value_type = Value, required = false)]
     result: Option<Value>,
+    #[schema(value_type = Value, required = false)]
     error: Option<Value>,
 }
 
-/// An agent's answer to a task it leased (or received).
+/// Answer a task
+///
+/// An agent's answer to a task it leased (or received): settles it (pays or refunds).
+#[utoipa::path(
+    post,
+    path = "/tasks/{id}/result",
+    operation_id = "submitTaskResult",
+    tag = "Task delivery",
+    params(("id" = Uuid, Path, description = "The task id")),
+    security(("apiKey" = [])),
+    request_body = ResultIn,
+    responses(
+        (status = 200, description = "The settled task", body = TaskView),
+        (status = 400, description = "Neither result nor error"),
+        (status = 401, description = "No valid API key"),
+        (status = 404, description = "No such task for this agent"),
+        (status = 409, description = "`TASK_SETTLED`: the task is already final"),
+    )
+)]
 async fn submit_result(
     auth: ApiKeyAuth,
     hub: web::Data<Hub>,
@@ -190,18 +326,7 @@ async fn submit_result(
             )]));
         }
     };
-    let settled = match hub.registry.task(id) {
-        Some(actor) => {
-            let (tx, rx) = oneshot::channel();
-            actor.do_send(Subscribe { reply: tx });
-            actor.do_send(Resolve { outcome });
-            match rx.await {
-                Ok(result) => result?,
-                Err(_) => reread(&hub, id).await?,
-            }
-        }
-        None => task::settle(&hub, id, outcome).await?,
-    };
+    let settled = task::resolve(&hub, id, outcome).await?;
     if settled.status == "timeout" {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -220,17 +345,65 @@ async fn reread(hub: &Hub, id: Uuid) -> Result<tasks::Model, ApiError> {
         .ok_or_else(|| HubError::not_found("Task").into())
 }
 
-#[derive(Debug, Deserialize)]
+/// A file sent with a task: `content` (base64) or `url`.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+#[schema(as = TaskFile)]
+struct TaskFileDoc {
+    #[schema(min_length = 1)]
+    name: String,
+    #[schema(rename = "mimeType")]
+    mime_type: Option<String>,
+    /// Base64; all files together at most 1 MiB decoded.
+    #[schema(content_encoding = "base64")]
+    content: Option<String>,
+    #[schema(format = "uri")]
+    url: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = TaskInput)]
 struct CreateIn {
+    /// The agent's slug or id.
+    #[schema(value_type = String, required = true)]
     agent: Option<String>,
+    /// What to do (at most 100,000 characters).
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 100_000)]
     task: Option<Value>,
+    /// At most 20 files.
+    #[schema(value_type = Vec<TaskFileDoc>, max_items = 20, required = false)]
     files: Option<Value>,
+    /// Refuse the task (400 `PRICE_EXCEEDS_MAX`) if it costs more.
+    #[schema(value_type = i64, minimum = 0, required = false)]
     max_cost: Option<i64>,
+    /// Idempotency key, kept per paying account.
+    #[schema(value_type = String, required = false)]
     request_id: Option<String>,
 }
 
-/// A buyer creates a task (JWT or API key); answered at once, 201.
+/// Buy a task
+///
+/// Reserves the price and queues the task (or hands it to the connected agent at once); the
+/// answer comes at once: read the outcome with `GET /tasks/{id}?wait=N`.
+#[utoipa::path(
+    post,
+    path = "/tasks",
+    operation_id = "createTask",
+    tag = "Tasks",
+    security(("jwt" = []), ("apiKey" = [])),
+    request_body = CreateIn,
+    responses(
+        (status = 201, description = "The task, `queued` or `dispatched`", body = TaskView),
+        (status = 400, description = "A field is missing or invalid, or `PRICE_EXCEEDS_MAX`"),
+        (status = 401, description = "No valid credential"),
+        (status = 402, description = "`INSUFFICIENT_TOKENS`"),
+        (status = 404, description = "No such agent (or someone else's private agent)"),
+        (status = 409, description = "`IDEMPOTENCY_CONFLICT`"),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: the files are too large"),
+        (status = 503, description = "`AGENT_UNAVAILABLE` (not active) or `AGENT_OFFLINE`"),
+    )
+)]
 async fn create(
     caller: Caller,
     hub: web::Data<Hub>,
@@ -274,6 +447,24 @@ fn may_see(t: &tasks::Model, caller: &Caller) -> bool {
         || (t.source == "email" && t.payee_id == caller.user_id)
 }
 
+/// Read a task
+///
+/// For its payer, its agent, or (tasks that came by mail) the agent's owner; `?wait=N` waits
+/// up to N seconds (at most 60) for the task to be final.
+#[utoipa::path(
+    get,
+    path = "/tasks/{id}",
+    operation_id = "getTask",
+    tag = "Tasks",
+    params(("id" = Uuid, Path, description = "The task id"), WaitQuery),
+    security(("jwt" = []), ("apiKey" = [])),
+    responses(
+        (status = 200, description = "The task", body = TaskView),
+        (status = 400, description = "wait is not a whole number"),
+        (status = 401, description = "No valid credential"),
+        (status = 404, description = "No such task for this caller"),
+    )
+)]
 async fn get_one(
     caller: Caller,
     hub: web::Data<Hub>,
@@ -315,6 +506,22 @@ async fn wait_final(
     reread(hub, t.id).await
 }
 
+/// Your tasks
+///
+/// The tasks and calls you paid for (and tasks mailed to your agents), newest first.
+#[utoipa::path(
+    get,
+    path = "/tasks",
+    operation_id = "listTasks",
+    tag = "Tasks",
+    params(PageQuery),
+    security(("jwt" = []), ("apiKey" = [])),
+    responses(
+        (status = 200, description = "One page of tasks", body = Page<TaskView>),
+        (status = 400, description = "page or limit is invalid"),
+        (status = 401, description = "No valid credential"),
+    )
+)]
 async fn list(
     caller: Caller,
     hub: web::Data<Hub>,
@@ -340,12 +547,7 @@ async fn list(
         .all(&hub.db)
         .await
         .map_err(HubError::from)?;
-    Ok(HttpResponse::Ok().json(Paged {
-        data: rows.iter().map(task_view).collect(),
-        page: page.page,
-        limit: page.limit,
-        total,
-    }))
+    Ok(HttpResponse::Ok().json(Page::new(rows.iter().map(task_view).collect(), page, total)))
 }
 
 /// The agent-side routes, mounted at the root and under `/api/v1`.

@@ -4,18 +4,34 @@ use crate::{
     auth::{UserAuth, jwt::JwtKeys},
     email::mailer::{Mailer, mask},
     error::ApiError,
-    http::{body::Body, origin},
+    http::{body::Body, origin, schema::Message},
     startup::PublicUrl,
 };
 use actix_web::{HttpRequest, HttpResponse, web};
 use actors::{Hub, accounts, catalog};
 use entities::users;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::sync::Arc;
+use utoipa::{OpenApi, ToSchema};
+use uuid::Uuid;
 
-#[derive(Debug, Serialize)]
+/// The routes of this module, for the OpenAPI document (paths relative to `/api/v1`).
+#[derive(OpenApi)]
+#[openapi(paths(
+    register,
+    login,
+    me,
+    change_password,
+    reset_request,
+    reset_confirm,
+    regenerate_api_key
+))]
+pub struct Api;
+
+/// A user account.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = User)]
 pub struct UserView {
     pub id: uuid::Uuid,
     pub email: String,
@@ -36,15 +52,62 @@ impl From<users::Model> for UserView {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = RegisterRequest)]
 struct RegisterIn {
+    /// Stored lower-cased; disposable domains are refused.
+    #[schema(value_type = String, format = Email, required = true)]
     email: Option<String>,
+    /// Letters, digits, `_` and `-`; unique regardless of case.
+    #[schema(value_type = String, required = true, pattern = "^[A-Za-z0-9_-]{3,32}$")]
     username: Option<String>,
+    #[schema(value_type = String, required = true, min_length = 8, max_length = 128)]
     password: Option<String>,
+    /// Defaults to the username.
+    #[schema(value_type = String, min_length = 1, max_length = 100, required = false)]
     display_name: Option<String>,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Bonus {
+    /// The tokens every new account starts with.
+    tokens_granted: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Registered {
+    user: UserView,
+    /// A JWT (HS256) for `Authorization: Bearer`.
+    access_token: String,
+    bonus: Bonus,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct LoggedIn {
+    user: UserView,
+    /// A JWT (HS256) for `Authorization: Bearer`.
+    access_token: String,
+}
+
+/// Register an account
+///
+/// Creates the account, grants the start tokens and answers a JWT.
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    operation_id = "register",
+    tag = "Accounts",
+    request_body = RegisterIn,
+    responses(
+        (status = 201, description = "Registered", body = Registered),
+        (status = 400, description = "A field is missing or invalid"),
+        (status = 409, description = "The email address or username is taken"),
+    )
+)]
 async fn register(
     req: HttpRequest,
     hub: web::Data<Hub>,
@@ -59,20 +122,42 @@ async fn register(
     };
     let user = accounts::register(&hub, &origin(&req), registration).await?;
     let token = jwt.issue(user.id, hub.env.now())?;
-    Ok(HttpResponse::Created().json(json!({
-        "user": UserView::from(user),
-        "accessToken": token,
-        "bonus": { "tokensGranted": hub.config.start_tokens },
-    })))
+    Ok(HttpResponse::Created().json(Registered {
+        user: UserView::from(user),
+        access_token: token,
+        bonus: Bonus {
+            tokens_granted: hub.config.start_tokens,
+        },
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+/// Give `email` or `username`, and the password.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = LoginRequest)]
 struct LoginIn {
+    #[schema(value_type = String, required = false)]
     email: Option<String>,
+    #[schema(value_type = String, required = false)]
     username: Option<String>,
+    #[schema(value_type = String, required = true)]
     password: Option<String>,
 }
 
+/// Log in
+///
+/// With the email address or the username; answers a fresh JWT.
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    operation_id = "login",
+    tag = "Accounts",
+    request_body = LoginIn,
+    responses(
+        (status = 200, description = "Logged in", body = LoggedIn),
+        (status = 400, description = "A field is missing"),
+        (status = 401, description = "Wrong identifier or password"),
+    )
+)]
 async fn login(
     req: HttpRequest,
     hub: web::Data<Hub>,
@@ -82,21 +167,55 @@ async fn login(
     let identifier = input.email.or(input.username);
     let user = accounts::login(&hub, &origin(&req), identifier, input.password).await?;
     let token = jwt.issue(user.id, hub.env.now())?;
-    Ok(HttpResponse::Ok().json(json!({ "user": UserView::from(user), "accessToken": token })))
+    Ok(HttpResponse::Ok().json(LoggedIn {
+        user: UserView::from(user),
+        access_token: token,
+    }))
 }
 
+/// Your profile
+#[utoipa::path(
+    get,
+    path = "/auth/me",
+    operation_id = "me",
+    tag = "Accounts",
+    security(("jwt" = [])),
+    responses(
+        (status = 200, description = "The caller's account", body = UserView),
+        (status = 401, description = "No valid JWT"),
+        (status = 404, description = "The account no longer exists"),
+    )
+)]
 async fn me(auth: UserAuth, hub: web::Data<Hub>) -> Result<HttpResponse, ApiError> {
     let user = accounts::find(&hub, auth.user_id).await?;
     Ok(HttpResponse::Ok().json(UserView::from(user)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ChangePasswordRequest)]
 struct ChangePasswordIn {
+    #[schema(value_type = String, required = true)]
     current_password: Option<String>,
+    #[schema(value_type = String, required = true, min_length = 8, max_length = 128)]
     new_password: Option<String>,
 }
 
+/// Change your password
+#[utoipa::path(
+    post,
+    path = "/auth/change-password",
+    operation_id = "changePassword",
+    tag = "Accounts",
+    security(("jwt" = [])),
+    request_body = ChangePasswordIn,
+    responses(
+        (status = 200, description = "Changed", body = Message),
+        (status = 400, description = "A field is missing or invalid"),
+        (status = 401, description = "No valid JWT, or the current password is wrong"),
+        (status = 404, description = "The account no longer exists"),
+    )
+)]
 async fn change_password(
     req: HttpRequest,
     auth: UserAuth,
@@ -111,14 +230,31 @@ async fn change_password(
         input.new_password,
     )
     .await?;
-    Ok(HttpResponse::Ok().json(json!({ "message": "Password changed" })))
+    Ok(HttpResponse::Ok().json(Message::new("Password changed")))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = ResetRequest)]
 struct ResetRequestIn {
+    #[schema(value_type = String, format = Email, required = true)]
     email: Option<String>,
 }
 
+/// Ask for a password reset
+///
+/// Mails a single-use token (valid one hour) when the account exists; the answer is the same
+/// either way.
+#[utoipa::path(
+    post,
+    path = "/auth/reset-password/request",
+    operation_id = "requestPasswordReset",
+    tag = "Accounts",
+    request_body = ResetRequestIn,
+    responses(
+        (status = 200, description = "Accepted (whether or not the account exists)", body = Message),
+        (status = 400, description = "The email field is missing or invalid"),
+    )
+)]
 async fn reset_request(
     req: HttpRequest,
     hub: web::Data<Hub>,
@@ -133,9 +269,9 @@ async fn reset_request(
         let message = reset_mail(&hub, &public_url.0, &user, &token);
         actix_web::rt::spawn(send_logged(mailer, message, user.email));
     }
-    Ok(HttpResponse::Ok().json(json!({
-        "message": "If an account exists for that address, a password reset email has been sent"
-    })))
+    Ok(HttpResponse::Ok().json(Message::new(
+        "If an account exists for that address, a password reset email has been sent",
+    )))
 }
 
 fn reset_mail(
@@ -175,28 +311,76 @@ async fn send_logged(mailer: Arc<Mailer>, message: anyhow::Result<lettre::Messag
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ResetConfirmRequest)]
 struct ResetConfirmIn {
+    /// The token from the mail.
+    #[schema(value_type = String, required = true)]
     token: Option<String>,
+    #[schema(value_type = String, required = true, min_length = 8, max_length = 128)]
     new_password: Option<String>,
 }
 
+/// Reset a password with a mailed token
+#[utoipa::path(
+    post,
+    path = "/auth/reset-password/confirm",
+    operation_id = "confirmPasswordReset",
+    tag = "Accounts",
+    request_body = ResetConfirmIn,
+    responses(
+        (status = 200, description = "The password is reset", body = Message),
+        (status = 400, description = "A field is missing or invalid, or the token is unknown, used or expired"),
+    )
+)]
 async fn reset_confirm(
     req: HttpRequest,
     hub: web::Data<Hub>,
     Body(input): Body<ResetConfirmIn>,
 ) -> Result<HttpResponse, ApiError> {
     accounts::confirm_reset(&hub, &origin(&req), input.token, input.new_password).await?;
-    Ok(HttpResponse::Ok().json(json!({ "message": "Password has been reset" })))
+    Ok(HttpResponse::Ok().json(Message::new("Password has been reset")))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = RegenerateKeyRequest)]
 struct RegenerateIn {
+    /// Required when you own more than one agent.
+    #[schema(value_type = Uuid, required = false)]
     agent_id: Option<String>,
 }
 
+/// A new API key (shown once).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct NewKey {
+    /// `amp_` and 48 hex digits.
+    api_key: String,
+    /// The key with its secret part hidden, for display.
+    masked_key: String,
+    agent_id: Uuid,
+}
+
+/// Regenerate an agent's API key
+///
+/// The old key stops working at once.
+#[utoipa::path(
+    post,
+    path = "/auth/regenerate-api-key",
+    operation_id = "regenerateApiKey",
+    tag = "Accounts",
+    security(("jwt" = [])),
+    request_body = RegenerateIn,
+    responses(
+        (status = 200, description = "The new key", body = NewKey),
+        (status = 400, description = "agentId is missing (you own several agents)"),
+        (status = 401, description = "No valid JWT"),
+        (status = 403, description = "Someone else's agent"),
+        (status = 404, description = "No such agent (or someone else's private agent)"),
+    )
+)]
 async fn regenerate_api_key(
     req: HttpRequest,
     auth: UserAuth,
@@ -205,11 +389,12 @@ async fn regenerate_api_key(
 ) -> Result<HttpResponse, ApiError> {
     let (agent, key) =
         catalog::regenerate_key(&hub, &origin(&req), auth.user_id, input.agent_id).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "apiKey": key.key,
-        "maskedKey": key.masked(),
-        "agentId": agent.id,
-    })))
+    let masked_key = key.masked();
+    Ok(HttpResponse::Ok().json(NewKey {
+        api_key: key.key,
+        masked_key,
+        agent_id: agent.id,
+    }))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

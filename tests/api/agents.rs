@@ -332,14 +332,7 @@ async fn create_rejects_invalid_input_and_creates_nothing() {
         (
             with(&[
                 ("connectionMode", json!("http")),
-                ("mcpEndpoint", json!("http://localhost:3000/mcp")),
-            ]),
-            "mcpEndpoint",
-        ),
-        (
-            with(&[
-                ("connectionMode", json!("http")),
-                ("mcpEndpoint", json!("https://127.0.0.1/mcp")),
+                ("mcpEndpoint", json!("https://10.0.0.1/mcp")),
             ]),
             "mcpEndpoint",
         ),
@@ -374,7 +367,7 @@ async fn create_rejects_invalid_input_and_creates_nothing() {
         (
             with(&[
                 ("connectionMode", json!("http")),
-                ("mcpEndpoint", json!("https://[::1]/mcp")),
+                ("mcpEndpoint", json!("https://[fe80::1]/mcp")),
             ]),
             "mcpEndpoint",
         ),
@@ -565,6 +558,50 @@ async fn boundary_values_are_accepted() {
         let (agent, _) =
             app.create_agent(&token, &json!({ "name": format!("Cat {i}"), "slug": format!("cat-{i}"), "category": category })).await;
         assert_eq!(agent["category"], json!(category));
+    }
+    app.assert_ledger_balanced().await;
+}
+
+/// "HTTPS only (localhost allowed for development)": the development hosts register without
+/// the setting (a call to them is refused until the hub allows private addresses, see
+/// mcp_sdks.rs); any other private address does not.
+#[actix_web::test]
+async fn development_hosts_register_without_the_private_url_setting() {
+    let app = spawn_app().await;
+    let (token, _) = app.register_user("developer").await;
+    for (i, (mode, url)) in [
+        ("mcp", "http://localhost:3000/mcp"),
+        ("mcp", "http://127.0.0.1:3000/mcp"),
+        ("push", "http://localhost:8787/webhook"),
+        ("push", "https://[::1]:8787/webhook"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let body = if *mode == "mcp" {
+            json!({ "name": format!("Dev {i}"), "connectionMode": "http", "mcpEndpoint": url })
+        } else {
+            json!({ "name": format!("Dev {i}"), "deliveryMode": "push", "endpoint": url })
+        };
+        let (status, resp) = app.post_json("/api/v1/agents", &body, Some(&token)).await;
+        assert_eq!(status, StatusCode::CREATED, "{url}: {resp}");
+    }
+    for (i, url) in [
+        "https://10.0.0.1/mcp",
+        "https://192.168.0.10/mcp",
+        "https://[fd00::1]/mcp",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (status, resp) = app
+            .post_json(
+                "/api/v1/agents",
+                &json!({ "name": format!("Lan {i}"), "connectionMode": "http", "mcpEndpoint": url }),
+                Some(&token),
+            )
+            .await;
+        assert_validation(status, &resp, "mcpEndpoint");
     }
     app.assert_ledger_balanced().await;
 }

@@ -20,6 +20,7 @@ mod leaderboards;
 mod ledger;
 mod mail_support;
 mod mcp_sdks;
+mod openapi;
 mod public_pages;
 mod rate_limit;
 mod reputation;

@@ -605,9 +605,9 @@ async fn host_names_resolving_to_loopback_are_refused_without_private_urls() {
     }
     assert_eq!(hits.load(Ordering::SeqCst), 0, "a request reached loopback");
 
-    // Through the hub: registration refuses what the URL rules can see (`localhost`, names
-    // without a dot); a name it cannot judge as written is registered, but calling it fails
-    // and refunds. Either way nothing reaches loopback.
+    // Through the hub: registration refuses what the URL rules can see (names without a dot);
+    // `localhost` ("allowed for development") and names it cannot judge as written are
+    // registered, but calling them fails and refunds. Either way nothing reaches loopback.
     let app = spawn_app_with(|s| {
         s.allow_private_urls = false;
         s.call_timeout_secs = 10;
@@ -629,7 +629,13 @@ async fn host_names_resolving_to_loopback_are_refused_without_private_urls() {
         if status == StatusCode::CREATED {
             let id = body["agent"]["id"].as_str().unwrap();
             let (status, body) = call(&app, &caller_key, id, "echo").await;
-            assert_failed_refunded(status, &body, "no public address");
+            // `localhost` is refused as written, other names once resolved.
+            let message = if *name == "localhost" {
+                "must not point to a private or local address"
+            } else {
+                "no public address"
+            };
+            assert_failed_refunded(status, &body, message);
         } else {
             assert_validation(status, &body, "mcpEndpoint");
         }

@@ -541,11 +541,15 @@ async fn landing_page_says_what_the_hub_is_and_links_the_rest() {
             "landing page links {link}"
         );
     }
-    // No link to a page that does not exist yet (the OpenAPI description is still to come).
-    assert!(
-        !body.contains("openapi.json"),
-        "no dead link to /api/v1/openapi.json"
-    );
+    // The OpenAPI description and its reference page, linked and answering.
+    for link in ["/api/v1/openapi.json", "/api/v1/docs"] {
+        assert!(
+            body.contains(&format!(r#"href="{link}""#)),
+            "landing page links {link}"
+        );
+        let (status, _, _) = page(&app, link).await;
+        assert_eq!(status, StatusCode::OK, "GET {link}");
+    }
     assert!(body.contains(r#"action="/marketplace""#), "a search form");
     assert!(!body.contains("<script"));
     // The links it promises today answer.

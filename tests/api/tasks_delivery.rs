@@ -1339,3 +1339,87 @@ async fn buyers_task_api_validates_bills_and_keeps_tasks_private() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     app.assert_ledger_balanced().await;
 }
+
+/// Pollers answer tasks the moment `open` commits, sometimes before the task's actor has even
+/// started: the caller must still learn the outcome at once, never at the deadline. (The race
+/// needs release-build timing to show reliably: `agenthub-bench --scenarios s3` found it, with
+/// calls held to the 60 s deadline; this test keeps the contract.)
+#[actix_web::test]
+async fn answers_racing_the_task_actor_reach_the_caller_at_once() {
+    let app = app_with(|s| s.call_timeout_secs = 30).await;
+    let (owner, _) = app.register_user("raceowner").await;
+    let (buyer, _) = app.register_user("racebuyer").await;
+    let (agent, token) = plain_agent(&app, &owner, "racer", "poll", 1, None).await;
+    let (_, caller_key) = app.create_ws_agent(&buyer, "Caller", "race-caller").await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pollers: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, base, token, stop) = (
+                app.client.clone(),
+                app.address.clone(),
+                token.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let Ok(res) = client
+                        .get(format!("{base}/tasks/poll?wait=1"))
+                        .bearer_auth(&token)
+                        .send()
+                        .await
+                    else {
+                        continue;
+                    };
+                    let body: Value = res.json().await.unwrap_or_default();
+                    for t in body["tasks"].as_array().cloned().unwrap_or_default() {
+                        let _ = client
+                            .post(format!("{base}/tasks/{}/result", t["id"].as_str().unwrap()))
+                            .bearer_auth(&token)
+                            .json(&json!({ "result": "fast" }))
+                            .send()
+                            .await;
+                    }
+                }
+            })
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let calls: Vec<_> = (0..48)
+        .map(|i| {
+            let (client, url, key, agent) = (
+                app.client.clone(),
+                app.url("/api/v1/mcp/call"),
+                caller_key.clone(),
+                agent.clone(),
+            );
+            tokio::spawn(async move {
+                let t = std::time::Instant::now();
+                let res = client
+                    .post(url)
+                    .bearer_auth(key)
+                    .json(&json!({ "targetAgentId": agent, "toolName": "task",
+                                   "arguments": { "task": format!("job {i}") } }))
+                    .send()
+                    .await
+                    .unwrap();
+                let body: Value = res.json().await.unwrap();
+                (body, t.elapsed())
+            })
+        })
+        .collect();
+    for call in calls {
+        let (body, took) = call.await.unwrap();
+        assert_eq!(body["status"], "completed", "{body}");
+        assert!(
+            took < Duration::from_secs(10),
+            "a call waited {took:?} (its deadline is 30 s): {body}"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for p in pollers {
+        let _ = p.await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(balance(&app, &buyer).await, (START - 48, 0));
+    app.assert_ledger_balanced().await;
+}

@@ -171,8 +171,10 @@ impl Mailroom {
         raw: &[u8],
     ) -> HubResult<Vec<Uuid>> {
         let parsed = Inbound::parse(raw);
-        let message_id = parsed.as_ref().and_then(|m| m.message_id.clone());
-        let subject = parsed.as_ref().map(|m| m.subject.clone());
+        let message_id = parsed
+            .as_ref()
+            .and_then(|m| m.message_id.as_deref().map(crate::task::scrub_text));
+        let subject = parsed.as_ref().map(|m| crate::task::scrub_text(&m.subject));
         let now = self.hub.env.now();
         let sender = sender.trim().to_ascii_lowercase();
         let txn = crate::db::begin_write(&self.hub.db).await?;
