@@ -14,6 +14,7 @@
 
 mod agent;
 mod null_hub;
+mod pages;
 mod plain;
 
 use anyhow::{Context, bail};
@@ -44,7 +45,8 @@ struct Args {
     /// Skip the open-loop runs.
     #[arg(long)]
     no_open_loop: bool,
-    /// Scenarios: `s2` (envelope WebSocket agents), `s3` (polling agents), `s4` (webhook push).
+    /// Scenarios: `s2` (envelope WebSocket agents), `s3` (polling agents), `s4` (webhook push),
+    /// `pages` (the public pages and discovery with `--page-agents` agents).
     #[arg(long, value_delimiter = ',', default_value = "s2,s3,s4")]
     scenarios: Vec<String>,
     /// `postgres://…` to run the hub on PostgreSQL (default: a fresh SQLite file).
@@ -53,6 +55,9 @@ struct Args {
     /// SQLite's `synchronous` for the hub: `normal` or `full`.
     #[arg(long, default_value = "normal")]
     sqlite_synchronous: String,
+    /// Agents seeded for the `pages` scenario.
+    #[arg(long, default_value_t = 10_000)]
+    page_agents: usize,
     /// CI smoke run: 16 in flight, 1 s runs, one round; fails when agenthub's throughput is
     /// under a third of `--smoke-min-ratio` times the null hub's.
     #[arg(long)]
@@ -456,6 +461,18 @@ async fn main() -> anyhow::Result<()> {
             );
             println!("  {}", line("agenthub", &hub_runs));
         }
+    }
+    if args.scenarios.iter().any(|s| s == "pages") {
+        let owner_id: uuid::Uuid = owner["user"]["id"].as_str().context("owner id")?.parse()?;
+        let t = Instant::now();
+        pages::seed(&hub.db, owner_id, args.page_agents).await?;
+        println!(
+            "pages with {} agents (seeded in {:.1} s), one request at a time, 50 each",
+            args.page_agents,
+            t.elapsed().as_secs_f64()
+        );
+        let worst = pages::time_pages(&client, &format!("http://127.0.0.1:{hub_port}"), 50).await?;
+        println!("  slowest median: {worst:.2} ms (target: every page under 100 ms)");
     }
     let report = actors::ledger::check(&hub.db).await?;
     let balanced =

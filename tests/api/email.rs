@@ -340,7 +340,17 @@ async fn only_mail_the_hub_can_deliver_is_accepted() {
     .await;
     assert_eq!(outcome["error"]["code"], 552, "{outcome}");
 
-    // Nothing of the refused mail became a task.
+    // The three accepted messages become tasks (in the background, after the 250); nothing of
+    // the refused mail does.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, tasks) = app.get("/api/v1/tasks", Some(&owner)).await;
+        if tasks["total"].as_i64() >= Some(3) || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let (_, tasks) = app.get("/api/v1/tasks", Some(&owner)).await;
     assert_eq!(tasks["total"], 3, "{tasks}");
     app.assert_ledger_balanced().await;
