@@ -38,6 +38,7 @@ pub struct Application {
     smtp_port: Option<u16>,
     server: Server,
     hub: Arc<Hub>,
+    registry: actix::Addr<actors::registry::RegistryActor>,
 }
 
 /// Installs ring as rustls' crypto provider (reqwest, lettre and sqlx share it). Idempotent.
@@ -71,7 +72,7 @@ impl Application {
             push_timeout: Duration::from_secs(settings.push_timeout_secs),
         };
         let hub = web::Data::new(Hub::start(db, Env::system(), config).await?);
-        actors::health::start(&hub.clone().into_inner());
+        let registry = actors::registry::RegistryActor::start_for(&hub.clone().into_inner());
         let jwt = web::Data::new(JwtKeys::load(
             settings.jwt_secret.as_deref(),
             &settings.data_dir,
@@ -145,6 +146,7 @@ impl Application {
             smtp_port,
             server,
             hub: hub.into_inner(),
+            registry,
         })
     }
 
@@ -155,6 +157,11 @@ impl Application {
     /// The SMTP listener's port, when it is on.
     pub fn smtp_port(&self) -> Option<u16> {
         self.smtp_port
+    }
+
+    /// The Registry actor (the engine's supervisor).
+    pub fn registry(&self) -> actix::Addr<actors::registry::RegistryActor> {
+        self.registry.clone()
     }
 
     pub fn hub(&self) -> Arc<Hub> {

@@ -7,8 +7,9 @@
 //! - `hybrid`: presence when connected, else the HTTP check.
 //!
 //! `poll` and `push` agents are not checked (nothing to ask). Checks of a round run concurrently,
-//! at most [`CONCURRENCY`] at a time; a round still running when the next tick comes makes the
-//! checker skip that tick, so a hanging endpoint never piles rounds up.
+//! at most [`CONCURRENCY`] at a time. The Registry actor (`registry::RegistryActor`) schedules
+//! the rounds; a round still running when the next tick comes makes it skip that tick, so a
+//! hanging endpoint never piles rounds up.
 //!
 //! Every result is a `health_checks` row. In the same write transaction the agent's
 //! `checks_total`/`checks_healthy` are recounted from the rows of the last 7 days (older rows of
@@ -23,13 +24,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
     QueryFilter, QuerySelect, Set,
 };
-use std::{
-    sync::{
-        Arc, Weak,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// Deadline of an HTTP health check (`tools/list`), as documented.
@@ -285,39 +280,4 @@ pub async fn run_round(hub: &Hub) -> RoundReport {
     }
     tracing::debug!(?report, "health check round done");
     report
-}
-
-/// Clears the "round running" flag when the round ends, however it ends.
-struct Running(Arc<AtomicBool>);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::SeqCst);
-    }
-}
-
-/// Starts the checker on the current actix runtime: a round every `hub.config.health_interval`
-/// (the first one interval after start, once agents had time to reconnect). A tick that comes
-/// while a round is still running is skipped. The checker ends when the hub is dropped.
-pub fn start(hub: &Arc<Hub>) -> tokio::task::JoinHandle<()> {
-    let weak: Weak<Hub> = Arc::downgrade(hub);
-    let interval = hub.config.health_interval.max(Duration::from_millis(100));
-    let running = Arc::new(AtomicBool::new(false));
-    actix::spawn(async move {
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            let Some(hub) = weak.upgrade() else { break };
-            if running.swap(true, Ordering::SeqCst) {
-                tracing::info!("health checks: the previous round is still running; tick skipped");
-                continue;
-            }
-            let guard = Running(running.clone());
-            actix::spawn(async move {
-                let _guard = guard;
-                run_round(&hub).await;
-            });
-        }
-    })
 }

@@ -5,6 +5,9 @@
 //! never the throughput bottleneck, and no I/O ever happens here. Attaching a connection is
 //! atomic per agent: exactly one connection is current, and the one it replaced is returned
 //! so the caller can close it. "Which node holds this agent" stays behind this interface.
+//!
+//! [`RegistryActor`] is the actor over these maps: the supervisor that owns the registry's
+//! periodic work (health rounds, sweeping idle notifiers) and reports its counts.
 
 use crate::{conn::ConnHandle, task::TaskActor};
 use actix::Addr;
@@ -107,5 +110,122 @@ impl Registry {
         if let Some(n) = self.pollers.get(&agent_id) {
             n.notify_waiters();
         }
+    }
+}
+
+/// The Registry actor: the engine's supervisor, started with the hub on the system arbiter
+/// ([`RegistryActor::start_for`]). The actors it oversees (one per connected agent, one per
+/// pending call) attach to and leave its maps ([`Registry`], on the `Hub`) directly, so every
+/// lookup stays an O(1) map read without a mailbox hop, and its handlers never do I/O: what it
+/// owns is the registry's periodic work —
+///
+/// - health-check rounds every `health_interval` (ARCHITECTURE.md: the Registry "owns presence
+///   and health checks"), each spawned, never awaited, and skipped while the last one runs;
+/// - sweeping the long-poll notifiers of agents nobody polls for any more;
+///
+/// and answering [`Snapshot`] with the registry's counts. It stops with the hub: it holds only
+/// a weak reference to it.
+pub struct RegistryActor {
+    hub: std::sync::Weak<crate::Hub>,
+    health_running: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RegistryActor {
+    /// Starts the Registry actor for `hub` on the current arbiter.
+    pub fn start_for(hub: &Arc<crate::Hub>) -> actix::Addr<RegistryActor> {
+        use actix::Actor;
+        RegistryActor {
+            hub: Arc::downgrade(hub),
+            health_running: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        }
+        .start()
+    }
+
+    fn health_tick(&mut self, ctx: &mut actix::Context<Self>) {
+        use actix::ActorContext;
+        let Some(hub) = self.hub.upgrade() else {
+            ctx.stop();
+            return;
+        };
+        if self.health_running.swap(true, Ordering::SeqCst) {
+            tracing::info!("health checks: the previous round is still running; tick skipped");
+            return;
+        }
+        let running = HealthRound(self.health_running.clone());
+        actix::spawn(async move {
+            let _running = running;
+            crate::health::run_round(&hub).await;
+        });
+    }
+
+    fn sweep(&mut self, ctx: &mut actix::Context<Self>) {
+        use actix::ActorContext;
+        let Some(hub) = self.hub.upgrade() else {
+            ctx.stop();
+            return;
+        };
+        // A notifier only this map holds has no long-poll waiting on it.
+        hub.registry
+            .pollers
+            .retain(|_, notify| Arc::strong_count(notify) > 1);
+    }
+}
+
+/// Clears the "round running" flag when a health round ends, however it ends.
+struct HealthRound(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for HealthRound {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+impl actix::Actor for RegistryActor {
+    type Context = actix::Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        use actix::AsyncContext;
+        let Some(hub) = self.hub.upgrade() else {
+            return;
+        };
+        // The first round one interval after start, so WebSocket agents can reconnect first.
+        let interval = hub
+            .config
+            .health_interval
+            .max(std::time::Duration::from_millis(100));
+        ctx.run_interval(interval, Self::health_tick);
+        ctx.run_interval(std::time::Duration::from_secs(60), Self::sweep);
+    }
+}
+
+/// The registry's counts at this moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub connected_agents: usize,
+    pub tasks_in_flight: usize,
+    pub pollers: usize,
+}
+
+/// Asks the Registry actor for its [`Counts`].
+#[derive(actix::Message)]
+#[rtype(result = "Counts")]
+pub struct Snapshot;
+
+impl actix::Handler<Snapshot> for RegistryActor {
+    type Result = actix::MessageResult<Snapshot>;
+
+    fn handle(&mut self, _: Snapshot, _: &mut Self::Context) -> Self::Result {
+        actix::MessageResult(match self.hub.upgrade() {
+            Some(hub) => Counts {
+                connected_agents: hub.registry.conns.len(),
+                tasks_in_flight: hub.registry.tasks.len(),
+                pollers: hub.registry.pollers.len(),
+            },
+            None => Counts {
+                connected_agents: 0,
+                tasks_in_flight: 0,
+                pollers: 0,
+            },
+        })
     }
 }

@@ -988,3 +988,34 @@ async fn answer_with_unknown_request_id_gets_an_error_frame_and_changes_nothing(
     agent.disconnect().await;
     app.assert_ledger_balanced().await;
 }
+
+/// The Registry actor answers with the registry's counts: a connected agent is counted at once
+/// and uncounted when its socket ends.
+#[actix_web::test]
+async fn the_registry_actor_counts_connected_agents() {
+    use actors::registry::Snapshot;
+    let app = spawn_app().await;
+    let (token, _) = app.register_user("counted").await;
+    let (_, key) = app
+        .create_ws_agent(&token, "Counted", "counted-agent")
+        .await;
+    let before = app.registry.send(Snapshot).await.unwrap();
+    assert_eq!(before.connected_agents, 0);
+    let ws = app.connect_agent(&key).await;
+    let during = app.registry.send(Snapshot).await.unwrap();
+    assert_eq!(during.connected_agents, 1);
+    drop(ws);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let after = app.registry.send(Snapshot).await.unwrap();
+        if after.connected_agents == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still counted after the socket closed: {after:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.assert_ledger_balanced().await;
+}

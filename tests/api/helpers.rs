@@ -27,6 +27,8 @@ pub struct TestApp {
     pub smtp_port: Option<u16>,
     pub client: reqwest::Client,
     pub hub: Arc<actors::Hub>,
+    /// The Registry actor of this hub.
+    pub registry: actix::Addr<actors::registry::RegistryActor>,
     pub data_dir: PathBuf,
     /// Kept alive so the data directory outlives the test.
     _tempdir: tempfile::TempDir,
@@ -60,6 +62,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let port = app.port();
     let smtp_port = app.smtp_port();
     let hub = app.hub();
+    let registry = app.registry();
     actix_web::rt::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -72,6 +75,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
         smtp_port,
         client,
         hub,
+        registry,
         data_dir,
         _tempdir: tempdir,
     }
