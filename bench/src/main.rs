@@ -15,6 +15,7 @@
 mod agent;
 mod null_hub;
 mod pages;
+mod peers;
 mod plain;
 
 use anyhow::{Context, bail};
@@ -55,6 +56,12 @@ struct Args {
     /// SQLite's `synchronous` for the hub: `normal` or `full`.
     #[arg(long, default_value = "normal")]
     sqlite_synchronous: String,
+    /// NATS server for the broker floor of S2 (`nats-server` on this machine).
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// Skip the NATS and bare WebSocket floors of S2.
+    #[arg(long)]
+    no_peers: bool,
     /// Agents seeded for the `pages` scenario.
     #[arg(long, default_value_t = 10_000)]
     page_agents: usize,
@@ -238,6 +245,7 @@ async fn main() -> anyhow::Result<()> {
         args.rounds = 1;
         args.no_open_loop = true;
         args.scenarios = vec!["s2".into()];
+        args.no_peers = true;
     }
     agenthub::startup::install_crypto_provider();
     // The hub's own warnings and errors (RUST_LOG, default `warn`), on stderr.
@@ -398,6 +406,7 @@ async fn main() -> anyhow::Result<()> {
         "agenthub-bench: paid /mcp/call, {} agents, price {}, {} s runs, {} rounds, hub on {backend}",
         args.agents, args.price, args.secs, args.rounds
     );
+    let echo_port = peers::start_echo().await?;
     let mut ceiling = 0.0f64;
     let mut smoke_ratio = None;
     let s2 = args.scenarios.iter().any(|s| s == "s2");
@@ -415,6 +424,36 @@ async fn main() -> anyhow::Result<()> {
         );
         println!("  {}", line("agenthub", &hub_runs));
         println!("  ratio agenthub / null hub: {ratio:.3}");
+        if !args.no_peers {
+            let (mut nats_runs, mut echo_runs) = (Vec::new(), Vec::new());
+            for _ in 0..args.rounds {
+                match peers::nats(&args.nats_url, c, args.secs).await {
+                    Ok((lat, errors, elapsed)) => nats_runs.push(summarize(lat, elapsed, errors)),
+                    Err(e) => println!("  NATS at {} unavailable: {e}", args.nats_url),
+                }
+                let (lat, errors, elapsed) = peers::ws_echo(echo_port, c, args.secs).await?;
+                echo_runs.push(summarize(lat, elapsed, errors));
+            }
+            let hub = median(&hub_runs, |r| r.calls_per_s);
+            if !nats_runs.is_empty() {
+                println!(
+                    "  {}",
+                    line("NATS request/reply (broker floor)", &nats_runs)
+                );
+                println!(
+                    "  ratio agenthub / NATS: {:.3}",
+                    hub / median(&nats_runs, |r| r.calls_per_s)
+                );
+            }
+            println!(
+                "  {}",
+                line("bare WebSocket echo (transport floor)", &echo_runs)
+            );
+            println!(
+                "  ratio agenthub / WebSocket echo: {:.3}",
+                hub / median(&echo_runs, |r| r.calls_per_s)
+            );
+        }
         ceiling = ceiling.max(median(&hub_runs, |r| r.calls_per_s));
         if c == 16 {
             smoke_ratio = Some(ratio);
