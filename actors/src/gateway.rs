@@ -1,5 +1,5 @@
 //! The gateway: one tool call from a caller to an agent, whichever edge it came from
-//! (`POST /mcp/call`, `/mcp/ws`, test calls, and later tasks and email).
+//! (`POST /mcp/call`, `/mcp/ws`, test calls, `POST /tasks` and email).
 //!
 //! Order of checks, so that nothing is charged for a call that cannot run: the target exists
 //! and is visible to the payer (private agents: same owner only), is active, its price is

@@ -1,5 +1,5 @@
 //! The safe outbound HTTP client, shared by every feature that calls a user-supplied URL (MCP
-//! endpoints now; webhooks and health checks later).
+//! endpoints, webhook pushes and health checks).
 //!
 //! What stays true, whatever the URL says:
 //! - the URL passes `url_guard::check` (https, `http` only for localhost, no credentials);

@@ -20,6 +20,7 @@
 pub mod inbound;
 pub mod policy;
 pub mod reply;
+pub mod spf;
 
 use crate::{
     Hub, audit,
