@@ -125,7 +125,7 @@ pub async fn register(hub: &Hub, origin: &Origin, input: Registration) -> HubRes
         });
     }
     ledger::open_wallet(hub, &txn, user.id).await?;
-    ledger::grant(hub, &txn, user.id, hub.config.start_tokens).await?;
+    ledger::grant(&hub.env, &txn, user.id, hub.config.start_tokens).await?;
     audit::record(
         hub,
         &txn,

@@ -240,7 +240,7 @@ pub async fn call(hub: &Arc<Hub>, req: CallRequest) -> HubResult<tasks::Model> {
             retry_of,
             queued: conn.is_none(),
         };
-        let task = match task::open(hub, new).await {
+        let task = match crate::wallet::open(hub, new).await {
             Ok(task) => task,
             Err(OpenError::Raced) => continue,
             Err(OpenError::Hub(err)) => return Err(err),

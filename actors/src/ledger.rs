@@ -13,7 +13,7 @@
 //! equal the tokens the system granted. Rows are never updated or deleted.
 
 use crate::{
-    Hub,
+    Env, Hub,
     error::{HubError, HubResult},
     validate::{Page, Paged},
 };
@@ -104,7 +104,7 @@ struct Leg {
 /// bucket below zero fails the whole transaction with `INSUFFICIENT_TOKENS` (the caller rolls
 /// back). Must run inside a database transaction.
 async fn post<C: ConnectionTrait>(
-    hub: &Hub,
+    env: &Env,
     conn: &C,
     kind: &str,
     memo: &Memo,
@@ -120,8 +120,8 @@ async fn post<C: ConnectionTrait>(
             "unbalanced ledger transaction {kind}"
         )));
     }
-    let now = hub.env.now();
-    let tx_id = hub.env.new_id();
+    let now = env.now();
+    let tx_id = env.new_id();
     ledger_transactions::Entity::insert(ledger_transactions::ActiveModel {
         id: Set(tx_id),
         kind: Set(kind.to_string()),
@@ -133,10 +133,11 @@ async fn post<C: ConnectionTrait>(
     .exec(conn)
     .await?;
     // Lock wallets in one global order (by id), so two transactions moving tokens between
-    // the same wallets in opposite directions cannot deadlock on PostgreSQL.
+    // the same wallets in opposite directions cannot deadlock on PostgreSQL. Each update
+    // returns the wallet as it now is (one statement instead of an update and a read).
     let mut ordered: Vec<&Leg> = legs.iter().collect();
     ordered.sort_by_key(|l| l.wallet);
-    let mut rows = Vec::with_capacity(legs.len());
+    let mut after: Vec<(&Leg, wallets::Model)> = Vec::with_capacity(legs.len());
     for leg in ordered {
         let column = match leg.bucket {
             Bucket::Available => wallets::Column::Balance,
@@ -149,44 +150,47 @@ async fn post<C: ConnectionTrait>(
         if leg.amount < 0 && leg.wallet != SYSTEM_WALLET {
             update = update.filter(column.gte(-leg.amount));
         }
-        if update.exec(conn).await?.rows_affected != 1 {
+        let Some(wallet) = update.exec_with_returning(conn).await?.into_iter().next() else {
             let available = wallets::Entity::find_by_id(leg.wallet)
                 .one(conn)
                 .await?
                 .map(|w| w.balance)
                 .unwrap_or(0);
             return Err(HubError::insufficient_tokens(-leg.amount, available));
-        }
-        rows.push(leg);
-    }
-    for leg in rows {
-        let wallet = wallets::Entity::find_by_id(leg.wallet)
-            .one(conn)
-            .await?
-            .ok_or_else(|| HubError::Internal(anyhow::anyhow!("wallet {} vanished", leg.wallet)))?;
-        let bucket_after = match leg.bucket {
-            Bucket::Available => wallet.balance,
-            Bucket::Reserved => wallet.reserved,
         };
-        ledger_entries::Entity::insert(ledger_entries::ActiveModel {
+        after.push((leg, wallet));
+    }
+    // Every entry records its bucket after its own leg, and the wallet's spendable balance
+    // once the whole transaction is applied.
+    let entries = after.iter().map(|(leg, wallet)| {
+        let available_after = after
+            .iter()
+            .rev()
+            .find(|(other, _)| other.wallet == leg.wallet)
+            .map_or(wallet.balance, |(_, last)| last.balance);
+        ledger_entries::ActiveModel {
             transaction_id: Set(tx_id),
             wallet_id: Set(leg.wallet),
             bucket: Set(leg.bucket.as_str().into()),
             amount: Set(leg.amount),
-            balance_after: Set(bucket_after),
-            available_after: Set(wallet.balance),
+            balance_after: Set(match leg.bucket {
+                Bucket::Available => wallet.balance,
+                Bucket::Reserved => wallet.reserved,
+            }),
+            available_after: Set(available_after),
             created_at: Set(now),
             ..Default::default()
-        })
+        }
+    });
+    ledger_entries::Entity::insert_many(entries)
         .exec(conn)
         .await?;
-    }
     Ok(tx_id)
 }
 
 /// Grants tokens from the system wallet (the start bonus).
 pub async fn grant<C: ConnectionTrait>(
-    hub: &Hub,
+    env: &Env,
     conn: &C,
     user_id: Uuid,
     amount: i64,
@@ -203,13 +207,13 @@ pub async fn grant<C: ConnectionTrait>(
             amount,
         },
     ];
-    post(hub, conn, "grant", &Memo::default(), &legs).await
+    post(env, conn, "grant", &Memo::default(), &legs).await
 }
 
 /// Holds `amount` of the payer's spendable tokens for a call; `INSUFFICIENT_TOKENS` if the
 /// balance does not cover it.
 pub async fn reserve<C: ConnectionTrait>(
-    hub: &Hub,
+    env: &Env,
     conn: &C,
     payer: Uuid,
     amount: i64,
@@ -227,12 +231,12 @@ pub async fn reserve<C: ConnectionTrait>(
             amount,
         },
     ];
-    post(hub, conn, "reserve", memo, &legs).await
+    post(env, conn, "reserve", memo, &legs).await
 }
 
 /// Pays a reservation to the payee (the agent's owner).
 pub async fn charge<C: ConnectionTrait>(
-    hub: &Hub,
+    env: &Env,
     conn: &C,
     payer: Uuid,
     payee: Uuid,
@@ -251,12 +255,12 @@ pub async fn charge<C: ConnectionTrait>(
             amount,
         },
     ];
-    post(hub, conn, "charge", memo, &legs).await
+    post(env, conn, "charge", memo, &legs).await
 }
 
 /// Returns a reservation to the payer.
 pub async fn release<C: ConnectionTrait>(
-    hub: &Hub,
+    env: &Env,
     conn: &C,
     payer: Uuid,
     amount: i64,
@@ -274,7 +278,7 @@ pub async fn release<C: ConnectionTrait>(
             amount,
         },
     ];
-    post(hub, conn, "release", memo, &legs).await
+    post(env, conn, "release", memo, &legs).await
 }
 
 /// A user's balance as the API shows it.

@@ -25,6 +25,8 @@ pub mod reviews;
 pub mod task;
 pub mod url_guard;
 pub mod validate;
+pub mod wallet;
+pub mod writer;
 
 use sea_orm::DatabaseConnection;
 use std::time::Duration;
@@ -76,6 +78,8 @@ pub struct Hub {
     pub registry: registry::Registry,
     /// The MCP-over-HTTP client (through the safe outbound client).
     pub mcp: std::sync::Arc<conn::mcp_http::McpHttp>,
+    /// Group commit of the calls' writes (tasks and their ledger transactions).
+    pub writer: writer::Writer,
     /// The last `jobId` handed out: a per-hub increasing integer.
     job_seq: std::sync::atomic::AtomicI64,
 }
@@ -93,6 +97,7 @@ impl Hub {
     pub async fn start(db: DatabaseConnection, env: Env, config: HubConfig) -> HubResult<Self> {
         let allow_private = config.allow_private_urls;
         let hub = Self {
+            writer: writer::Writer::start(db.clone()),
             db,
             env,
             config,

@@ -9,7 +9,7 @@
 //! [`RegistryActor`] is the actor over these maps: the supervisor that owns the registry's
 //! periodic work (health rounds, sweeping idle notifiers) and reports its counts.
 
-use crate::{conn::ConnHandle, task::TaskActor};
+use crate::{conn::ConnHandle, task::TaskActor, wallet::WalletActor};
 use actix::Addr;
 use dashmap::DashMap;
 use std::sync::{
@@ -35,6 +35,8 @@ pub struct Registry {
     tasks: DashMap<Uuid, Addr<TaskActor>>,
     /// Long-polling agents wait here for new tasks.
     pollers: DashMap<Uuid, Arc<Notify>>,
+    /// The wallet actor of every user with recent movements.
+    wallets: DashMap<Uuid, Addr<WalletActor>>,
     next_conn: AtomicU64,
 }
 
@@ -98,6 +100,20 @@ impl Registry {
 
     pub fn task(&self, task_id: Uuid) -> Option<Addr<TaskActor>> {
         self.tasks.get(&task_id).map(|a| a.clone())
+    }
+
+    /// The user's wallet actor, started on the current arbiter if it has none.
+    pub fn wallet(&self, hub: &Arc<crate::Hub>, user_id: Uuid) -> Addr<WalletActor> {
+        use actix::Actor;
+        self.wallets
+            .entry(user_id)
+            .or_insert_with(|| WalletActor::new(hub, user_id).start())
+            .clone()
+    }
+
+    /// Forgets a wallet actor that stopped (or is stopping), unless another replaced it.
+    pub fn retire_wallet(&self, user_id: Uuid, addr: &Addr<WalletActor>) {
+        self.wallets.remove_if(&user_id, |_, a| a == addr);
     }
 
     /// The notifier a long-polling agent waits on.
@@ -204,6 +220,7 @@ pub struct Counts {
     pub connected_agents: usize,
     pub tasks_in_flight: usize,
     pub pollers: usize,
+    pub active_wallets: usize,
 }
 
 /// Asks the Registry actor for its [`Counts`].
@@ -220,11 +237,13 @@ impl actix::Handler<Snapshot> for RegistryActor {
                 connected_agents: hub.registry.conns.len(),
                 tasks_in_flight: hub.registry.tasks.len(),
                 pollers: hub.registry.pollers.len(),
+                active_wallets: hub.registry.wallets.len(),
             },
             None => Counts {
                 connected_agents: 0,
                 tasks_in_flight: 0,
                 pollers: 0,
+                active_wallets: 0,
             },
         })
     }

@@ -8,7 +8,7 @@
 //! `recover` settles, at start-up, every task a crash left unfinished.
 
 use crate::{
-    Hub,
+    Env, Hub,
     conn::{AgentReply, ConnError, ConnHandle},
     db,
     error::{HubError, HubResult},
@@ -68,61 +68,97 @@ impl From<sea_orm::DbErr> for OpenError {
     }
 }
 
-/// Creates the task, its idempotency key and its reservation, atomically.
+/// The marker error of a `requestId` race inside a group transaction (it must roll the job
+/// back like any failure; [`open`] turns it into [`OpenError::Raced`]).
+const RACED: &str = "REQUEST_ID_RACED";
+
+/// Creates the task, its idempotency key and its reservation, atomically, in the writer's
+/// next group transaction. A task that already has its connection is stored `dispatched`
+/// (the hand-over is persisted with the task), else `queued`.
 pub async fn open(hub: &Hub, new: NewTask) -> Result<tasks::Model, OpenError> {
     let now = hub.env.now();
     let id = hub.env.new_id();
-    let txn = db::begin_write(&hub.db).await?;
-    let job_id = hub.next_job_id();
-    let memo = Memo {
-        task_id: Some(id),
-        agent_id: Some(new.agent.id),
-        request_id: Some(new.request_id.clone()),
-    };
-    let reserve_tx = if new.price > 0 {
-        Some(ledger::reserve(hub, &txn, new.payer_id, new.price, &memo).await?)
-    } else {
-        None
-    };
+    let key_id = hub.env.new_id();
     let task = tasks::Model {
         id,
-        job_id,
+        job_id: hub.next_job_id(),
         payer_id: new.payer_id,
         caller_agent_id: new.caller_agent_id,
         agent_id: new.agent.id,
         payee_id: new.agent.owner_id,
         source: new.source.to_string(),
-        buyer: new.buyer,
-        tool_name: new.tool_name,
-        arguments: scrub(new.arguments),
+        buyer: new.buyer.clone(),
+        tool_name: new.tool_name.clone(),
+        arguments: scrub(new.arguments.clone()),
         request_id: new.request_id.clone(),
         price: new.price,
-        status: if new.queued { "queued" } else { "reserved" }.into(),
+        status: if new.queued { "queued" } else { "dispatched" }.into(),
         result: None,
         error: None,
-        reserve_tx,
+        reserve_tx: None,
         settle_tx: None,
         created_at: now,
         deadline_at: now + chrono::Duration::from_std(new.deadline).unwrap_or_default(),
         completed_at: None,
         duration_ms: None,
     };
-    tasks::Entity::insert(tasks::ActiveModel::from(task.clone()))
-        .exec(&txn)
-        .await?;
+    let env = hub.env.clone();
+    let written = hub
+        .writer
+        .run(move |txn| {
+            let (env, new, mut task) = (env.clone(), new.clone(), task.clone());
+            Box::pin(async move {
+                if new.price > 0 {
+                    let memo = Memo {
+                        task_id: Some(task.id),
+                        agent_id: Some(new.agent.id),
+                        request_id: Some(new.request_id.clone()),
+                    };
+                    task.reserve_tx =
+                        Some(ledger::reserve(&env, txn, new.payer_id, new.price, &memo).await?);
+                }
+                tasks::Entity::insert(tasks::ActiveModel::from(task.clone()))
+                    .exec(txn)
+                    .await?;
+                store_request_id(txn, &new, key_id, task.id, task.created_at).await?;
+                Ok(task)
+            })
+        })
+        .await;
+    match written {
+        Ok(task) => Ok(task),
+        Err(HubError::Coded { code: RACED, .. }) => Err(OpenError::Raced),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Points the `(payer, requestId)` key at the new task: a new key, or the key of the refunded
+/// attempt this one retries. Another request that got there first is the [`RACED`] error.
+async fn store_request_id<C: ConnectionTrait>(
+    conn: &C,
+    new: &NewTask,
+    key_id: Uuid,
+    task_id: Uuid,
+    now: chrono::DateTime<chrono::Utc>,
+) -> HubResult<()> {
+    let raced = || HubError::Coded {
+        status: 409,
+        code: RACED,
+        message: "another request with this requestId got there first".into(),
+    };
     match new.retry_of {
         None => {
             let key = idempotency_keys::ActiveModel {
-                id: Set(hub.env.new_id()),
+                id: Set(key_id),
                 payer_id: Set(new.payer_id),
-                request_id: Set(new.request_id),
-                fingerprint: Set(new.fingerprint),
-                task_id: Set(id),
+                request_id: Set(new.request_id.clone()),
+                fingerprint: Set(new.fingerprint.clone()),
+                task_id: Set(task_id),
                 created_at: Set(now),
             };
-            if let Err(err) = idempotency_keys::Entity::insert(key).exec(&txn).await {
+            if let Err(err) = idempotency_keys::Entity::insert(key).exec(conn).await {
                 return Err(if db::is_unique_violation(&err) {
-                    OpenError::Raced
+                    raced()
                 } else {
                     err.into()
                 });
@@ -130,19 +166,18 @@ pub async fn open(hub: &Hub, new: NewTask) -> Result<tasks::Model, OpenError> {
         }
         Some(previous) => {
             let moved = idempotency_keys::Entity::update_many()
-                .col_expr(idempotency_keys::Column::TaskId, Expr::value(id))
+                .col_expr(idempotency_keys::Column::TaskId, Expr::value(task_id))
                 .filter(idempotency_keys::Column::PayerId.eq(new.payer_id))
                 .filter(idempotency_keys::Column::RequestId.eq(&new.request_id))
                 .filter(idempotency_keys::Column::TaskId.eq(previous))
-                .exec(&txn)
+                .exec(conn)
                 .await?;
             if moved.rows_affected != 1 {
-                return Err(OpenError::Raced);
+                return Err(raced());
             }
         }
     }
-    txn.commit().await?;
-    Ok(task)
+    Ok(())
 }
 
 /// The largest job id so far (at start-up; afterwards the hub counts in memory).
@@ -195,17 +230,43 @@ impl Outcome {
     }
 }
 
-/// Moves an open task to its final state and settles its reservation, once. Returns the task
-/// as stored; if it was already final, nothing changes and the stored task is returned.
+/// Moves an open task to its final state and settles its reservation, once, in the writer's
+/// next group transaction. Returns the task as stored; if it was already final, nothing
+/// changes and the stored task is returned.
 pub async fn settle(hub: &Hub, task_id: Uuid, outcome: Outcome) -> HubResult<tasks::Model> {
-    let now = hub.env.now();
-    let txn = db::begin_write(&hub.db).await?;
+    let env = hub.env.clone();
+    let settled = hub
+        .writer
+        .run(move |txn| {
+            let (env, outcome) = (env.clone(), outcome.clone());
+            Box::pin(async move { settle_in(&env, txn, task_id, outcome).await })
+        })
+        .await;
+    match settled {
+        Ok(task) => Ok(task),
+        // Whatever went wrong, a task some other writer settled is an answer.
+        Err(err) => match tasks::Entity::find_by_id(task_id).one(&hub.db).await {
+            Ok(Some(task)) if FINAL.contains(&task.status.as_str()) => Ok(task),
+            _ => Err(err),
+        },
+    }
+}
+
+/// [`settle`]'s writes, inside the caller's transaction.
+async fn settle_in<C: ConnectionTrait>(
+    env: &Env,
+    txn: &C,
+    task_id: Uuid,
+    outcome: Outcome,
+) -> HubResult<tasks::Model> {
+    let now = env.now();
     // The row is locked for the rest of the transaction (PostgreSQL; SQLite's write lock
-    // already serialises writers), so a second outcome racing this one waits here and then
-    // finds the task final, instead of trying to move a reservation that is already gone.
+    // already serialises writers), so a second outcome racing this one in another process
+    // waits here and then finds the task final, instead of trying to move a reservation that
+    // is already gone.
     let task = tasks::Entity::find_by_id(task_id)
         .lock_exclusive()
-        .one(&txn)
+        .one(txn)
         .await?
         .ok_or_else(|| HubError::not_found("Task"))?;
     if FINAL.contains(&task.status.as_str()) {
@@ -220,48 +281,53 @@ pub async fn settle(hub: &Hub, task_id: Uuid, outcome: Outcome) -> HubResult<tas
     let settle_tx = match (task.price > 0, completed) {
         (false, _) => None,
         (true, true) => {
-            Some(ledger::charge(hub, &txn, task.payer_id, task.payee_id, task.price, &memo).await?)
+            Some(ledger::charge(env, txn, task.payer_id, task.payee_id, task.price, &memo).await?)
         }
-        (true, false) => Some(ledger::release(hub, &txn, task.payer_id, task.price, &memo).await?),
+        (true, false) => Some(ledger::release(env, txn, task.payer_id, task.price, &memo).await?),
     };
     let duration_ms = (now - task.created_at).num_milliseconds().max(0);
-    let mut active = task.clone().into_active_model();
-    active.status = Set(outcome.status().to_string());
-    active.settle_tx = Set(settle_tx);
-    active.completed_at = Set(Some(now));
-    active.duration_ms = Set(Some(duration_ms));
-    match &outcome {
-        Outcome::Completed(result) => active.result = Set(Some(scrub(result.clone()))),
-        Outcome::Failed(message) => active.error = Set(Some(scrub_text(message))),
-        Outcome::Timeout => active.error = Set(Some("The agent did not answer in time".into())),
+    let mut settled = task.clone();
+    settled.status = outcome.status().to_string();
+    settled.settle_tx = settle_tx;
+    settled.completed_at = Some(now);
+    settled.duration_ms = Some(duration_ms);
+    match outcome {
+        Outcome::Completed(result) => settled.result = Some(scrub(result)),
+        Outcome::Failed(message) => settled.error = Some(scrub_text(&message)),
+        Outcome::Timeout => settled.error = Some("The agent did not answer in time".into()),
     }
+    // Only what changed is written (the arguments may be large).
+    let changes = tasks::ActiveModel {
+        status: Set(settled.status.clone()),
+        settle_tx: Set(settled.settle_tx),
+        completed_at: Set(settled.completed_at),
+        duration_ms: Set(settled.duration_ms),
+        result: Set(settled.result.clone()),
+        error: Set(settled.error.clone()),
+        ..Default::default()
+    };
     let updated = tasks::Entity::update_many()
-        .set(active.clone())
+        .set(changes)
         .filter(tasks::Column::Id.eq(task.id))
         .filter(tasks::Column::Status.is_in(OPEN))
-        .exec(&txn)
+        .exec(txn)
         .await?;
     if updated.rows_affected != 1 {
-        // Someone settled it between our read and our write: roll back our ledger legs.
-        drop(txn);
-        return tasks::Entity::find_by_id(task_id)
-            .one(&hub.db)
-            .await?
-            .ok_or_else(|| HubError::not_found("Task"));
+        // Settled between our read and our write (only possible without the row lock): the
+        // writer rolls our legs back and runs this again, which then finds the task final.
+        return Err(HubError::Internal(anyhow::anyhow!(
+            "task {task_id} was settled concurrently"
+        )));
     }
     if task.source != "test" {
-        record_stats(hub, &txn, &task, completed, duration_ms).await?;
+        record_stats(env, txn, &task, completed, duration_ms).await?;
     }
-    txn.commit().await?;
-    Ok(tasks::Entity::find_by_id(task_id)
-        .one(&hub.db)
-        .await?
-        .unwrap_or(task))
+    Ok(settled)
 }
 
 /// Counts a settled call for the agent's reputation and leaderboards.
 async fn record_stats<C: ConnectionTrait>(
-    hub: &Hub,
+    env: &Env,
     conn: &C,
     task: &tasks::Model,
     completed: bool,
@@ -286,7 +352,7 @@ async fn record_stats<C: ConnectionTrait>(
     active.total_latency_ms = Set(next.total_latency_ms);
     active.tokens_earned = Set(next.tokens_earned);
     active.reputation_score = Set(reputation::stored_score(&reputation::Inputs::of(&next)));
-    active.updated_at = Set(hub.env.now());
+    active.updated_at = Set(env.now());
     active.update(conn).await?;
     Ok(())
 }
@@ -388,8 +454,8 @@ impl TaskActor {
         }
         self.settling = true;
         let hub = self.hub.clone();
-        let task_id = self.task.id;
-        async move { settle(&hub, task_id, outcome).await }
+        let (task_id, payer) = (self.task.id, self.task.payer_id);
+        async move { crate::wallet::settle(&hub, payer, task_id, outcome).await }
             .into_actor(self)
             .map(|result, act, ctx| {
                 if let Err(err) = &result {
@@ -425,17 +491,26 @@ impl TaskActor {
             return;
         }
         self.conn = None;
+        self.task.status = "queued".into();
         let hub = self.hub.clone();
         let task_id = self.task.id;
         let agent_id = self.task.agent_id;
         // Back to `queued` before the actor reads its next message, so a hand-over that
         // follows (`Attach`) cannot be overwritten by this write.
         async move {
-            let _ = tasks::Entity::update_many()
-                .col_expr(tasks::Column::Status, Expr::value("queued"))
-                .filter(tasks::Column::Id.eq(task_id))
-                .filter(tasks::Column::Status.eq("dispatched"))
-                .exec(&hub.db)
+            let _ = hub
+                .writer
+                .run(move |txn| {
+                    Box::pin(async move {
+                        tasks::Entity::update_many()
+                            .col_expr(tasks::Column::Status, Expr::value("queued"))
+                            .filter(tasks::Column::Id.eq(task_id))
+                            .filter(tasks::Column::Status.eq("dispatched"))
+                            .exec(txn)
+                            .await?;
+                        Ok(())
+                    })
+                })
                 .await;
             hub.registry.wake_pollers(agent_id);
         }
@@ -446,11 +521,16 @@ impl TaskActor {
     fn dispatch(&mut self, conn: ConnHandle, ctx: &mut Context<Self>) {
         let conn_id = conn.conn_id();
         self.conn = Some(conn.clone());
+        // `open` stored the first hand-over with the task; later ones (after `queued`) are
+        // persisted here, before the agent can answer.
+        let persisted = self.task.status == "dispatched";
+        self.task.status = "dispatched".into();
         let task = self.task.clone();
         let hub = self.hub.clone();
         async move {
-            // Persist the hand-over before the agent can answer.
-            mark_dispatched(&hub, task.id).await;
+            if !persisted {
+                mark_dispatched(&hub, task.id).await;
+            }
             let rx = conn.deliver(&task).await?;
             rx.await.map_err(|_| ConnError::Disconnected)?
         }
@@ -482,13 +562,20 @@ impl TaskActor {
 
 /// Marks a task handed to its agent (from `reserved` or `queued`).
 pub async fn mark_dispatched(hub: &Hub, task_id: Uuid) -> bool {
-    tasks::Entity::update_many()
-        .col_expr(tasks::Column::Status, Expr::value("dispatched"))
-        .filter(tasks::Column::Id.eq(task_id))
-        .filter(tasks::Column::Status.is_in(["reserved", "queued"]))
-        .exec(&hub.db)
+    hub.writer
+        .run(move |txn| {
+            Box::pin(async move {
+                let marked = tasks::Entity::update_many()
+                    .col_expr(tasks::Column::Status, Expr::value("dispatched"))
+                    .filter(tasks::Column::Id.eq(task_id))
+                    .filter(tasks::Column::Status.is_in(["reserved", "queued"]))
+                    .exec(txn)
+                    .await?;
+                Ok(marked.rows_affected == 1)
+            })
+        })
         .await
-        .is_ok_and(|r| r.rows_affected == 1)
+        .unwrap_or(false)
 }
 
 impl Actor for TaskActor {

@@ -128,7 +128,7 @@ async fn world(seed: u64) -> World {
         .await
         .unwrap();
         ledger::open_wallet(&hub, &txn, id).await.unwrap();
-        ledger::grant(&hub, &txn, id, START).await.unwrap();
+        ledger::grant(&hub.env, &txn, id, START).await.unwrap();
         txn.commit().await.unwrap();
         model.available.insert(id, START);
         model.reserved.insert(id, 0);

@@ -68,7 +68,7 @@ async fn concurrent_reservations_never_overdraw() {
         async move {
             let txn = actors::db::begin_write(&hub.db).await.expect("begin");
             let result =
-                actors::ledger::reserve(&hub, &txn, user_id, 300, &actors::ledger::Memo::default())
+                actors::ledger::reserve(&hub.env, &txn, user_id, 300, &actors::ledger::Memo::default())
                     .await;
             match result {
                 Ok(id) => {
@@ -112,7 +112,7 @@ async fn concurrent_reservations_never_overdraw() {
 
     // Releasing everything restores the wallet.
     let txn = actors::db::begin_write(&hub.db).await.unwrap();
-    actors::ledger::release(&hub, &txn, user_id, 9900, &actors::ledger::Memo::default())
+    actors::ledger::release(&hub.env, &txn, user_id, 9900, &actors::ledger::Memo::default())
         .await
         .unwrap();
     txn.commit().await.unwrap();

@@ -1,0 +1,158 @@
+//! The Wallet actor: one per user with calls in flight (ARCHITECTURE.md), serialising that
+//! user's balance changes.
+//!
+//! Every call the user pays for opens (reserves) and settles (charges or releases) through
+//! the user's wallet actor. The actor keeps one batch of its user's movements in the writer
+//! at a time: what arrives while a batch commits waits and goes together in the next one, so
+//! a busy wallet's movements are applied in the order they arrived and each batch shares one
+//! group commit ([`crate::writer`]) with every other wallet's. A movement is acknowledged only
+//! once committed. The database stays the source of truth: the actor caches nothing about the
+//! balance, so an idle wallet simply stops (after [`IDLE`]) and the next call starts a new one.
+
+use crate::{
+    Hub,
+    error::HubResult,
+    task::{self, NewTask, OpenError, Outcome},
+};
+use actix::prelude::*;
+use entities::tasks;
+use std::{
+    sync::{Arc, Weak},
+    time::{Duration, Instant},
+};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// How long a wallet without movements lives on.
+pub const IDLE: Duration = Duration::from_secs(30);
+
+/// Opens a task (with its reservation, when priced) through the payer's wallet actor.
+pub async fn open(hub: &Arc<Hub>, new: NewTask) -> Result<tasks::Model, OpenError> {
+    let payer = new.payer_id;
+    for _ in 0..3 {
+        let (reply, answer) = oneshot::channel();
+        let addr = hub.registry.wallet(hub, payer);
+        addr.do_send(Movement(Op::Open(Box::new(new.clone()), reply)));
+        match answer.await {
+            Ok(result) => return result,
+            // The actor stopped before taking the message: nothing ran; ask a fresh one.
+            Err(_) => hub.registry.retire_wallet(payer, &addr),
+        }
+    }
+    task::open(hub, new).await
+}
+
+/// Settles a task (charge or release) through the payer's wallet actor.
+pub async fn settle(
+    hub: &Arc<Hub>,
+    payer: Uuid,
+    task_id: Uuid,
+    outcome: Outcome,
+) -> HubResult<tasks::Model> {
+    for _ in 0..3 {
+        let (reply, answer) = oneshot::channel();
+        let addr = hub.registry.wallet(hub, payer);
+        addr.do_send(Movement(Op::Settle(task_id, outcome.clone(), reply)));
+        match answer.await {
+            Ok(result) => return result,
+            Err(_) => hub.registry.retire_wallet(payer, &addr),
+        }
+    }
+    task::settle(hub, task_id, outcome).await
+}
+
+/// A balance change to apply, with whom to tell once it is durable.
+enum Op {
+    Open(
+        Box<NewTask>,
+        oneshot::Sender<Result<tasks::Model, OpenError>>,
+    ),
+    Settle(Uuid, Outcome, oneshot::Sender<HubResult<tasks::Model>>),
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Movement(Op);
+
+pub struct WalletActor {
+    hub: Weak<Hub>,
+    user_id: Uuid,
+    waiting: Vec<Op>,
+    /// A batch is in the writer.
+    busy: bool,
+    last_movement: Instant,
+}
+
+impl WalletActor {
+    pub fn new(hub: &Arc<Hub>, user_id: Uuid) -> Self {
+        Self {
+            hub: Arc::downgrade(hub),
+            user_id,
+            waiting: Vec::new(),
+            busy: false,
+            last_movement: Instant::now(),
+        }
+    }
+
+    /// Sends what waits to the writer as one batch, unless a batch is there already.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.busy || self.waiting.is_empty() {
+            return;
+        }
+        let Some(hub) = self.hub.upgrade() else {
+            ctx.stop(); // the hub is gone; dropping the ops tells their callers
+            return;
+        };
+        self.busy = true;
+        let batch = std::mem::take(&mut self.waiting);
+        async move {
+            futures_util::future::join_all(batch.into_iter().map(|op| apply(&hub, op))).await;
+        }
+        .into_actor(self)
+        .map(|(), act, ctx| {
+            act.busy = false;
+            act.last_movement = Instant::now();
+            act.flush(ctx);
+        })
+        .spawn(ctx);
+    }
+
+    fn stop_if_idle(&mut self, ctx: &mut Context<Self>) {
+        if !self.busy && self.waiting.is_empty() && self.last_movement.elapsed() >= IDLE {
+            if let Some(hub) = self.hub.upgrade() {
+                hub.registry.retire_wallet(self.user_id, &ctx.address());
+            }
+            ctx.stop();
+        }
+    }
+}
+
+/// Applies one movement and tells its caller.
+async fn apply(hub: &Hub, op: Op) {
+    match op {
+        Op::Open(new, reply) => {
+            let _ = reply.send(task::open(hub, *new).await);
+        }
+        Op::Settle(task_id, outcome, reply) => {
+            let _ = reply.send(task::settle(hub, task_id, outcome).await);
+        }
+    }
+}
+
+impl Actor for WalletActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(IDLE / 2, Self::stop_if_idle);
+    }
+}
+
+impl Handler<Movement> for WalletActor {
+    type Result = ();
+
+    fn handle(&mut self, Movement(op): Movement, ctx: &mut Self::Context) {
+        self.last_movement = Instant::now();
+        self.waiting.push(op);
+        self.flush(ctx);
+    }
+}
