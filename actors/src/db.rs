@@ -150,3 +150,18 @@ pub async fn ping(db: &DatabaseConnection) -> bool {
     use sea_orm::ConnectionTrait;
     db.execute_unprepared("SELECT 1").await.is_ok()
 }
+
+/// Creates a new, empty database `<prefix><uuid>` on the PostgreSQL server named by
+/// `server_url` and returns its URL (tests and the benchmark start each run on a fresh one).
+pub async fn create_database(server_url: &str, prefix: &str) -> Result<String, DbErr> {
+    let name = format!("{prefix}{}", uuid::Uuid::new_v4().simple());
+    let admin = Database::connect(server_url).await?;
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await?;
+    let _ = admin.close().await;
+    let mut url = url::Url::parse(server_url)
+        .map_err(|e| DbErr::Custom(format!("not a database URL: {e}")))?;
+    url.set_path(&format!("/{name}"));
+    Ok(url.to_string())
+}

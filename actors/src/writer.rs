@@ -21,6 +21,10 @@ use crate::{
 };
 use futures_util::future::BoxFuture;
 use sea_orm::DatabaseConnection;
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
 use tokio::sync::{mpsc, oneshot};
 
 /// Most jobs one transaction takes; a bound on how long one commit keeps the others waiting.
@@ -30,14 +34,31 @@ const MAX_BATCH: usize = 256;
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::UnboundedSender<Box<dyn Job>>,
+    stats: Arc<Stats>,
+}
+
+/// What the writer has done so far (for the benchmark, metrics and tests).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Transactions committed.
+    pub commits: AtomicU64,
+    /// Jobs whose work was committed.
+    pub committed_jobs: AtomicU64,
+    /// Batches rolled back because a job failed, then run job by job.
+    pub split_batches: AtomicU64,
 }
 
 impl Writer {
     /// Starts the loop on the current tokio runtime.
     pub fn start(db: DatabaseConnection) -> Self {
         let (jobs, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(db, rx));
-        Self { jobs }
+        let stats = Arc::new(Stats::default());
+        tokio::spawn(run(db, rx, stats.clone()));
+        Self { jobs, stats }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     /// Runs `work` in the next group transaction and returns its result once that transaction
@@ -102,25 +123,40 @@ where
     }
 }
 
-async fn run(db: DatabaseConnection, mut rx: mpsc::UnboundedReceiver<Box<dyn Job>>) {
+async fn run(
+    db: DatabaseConnection,
+    mut rx: mpsc::UnboundedReceiver<Box<dyn Job>>,
+    stats: Arc<Stats>,
+) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        commit_batch(&db, std::mem::take(&mut batch)).await;
+        commit_batch(&db, std::mem::take(&mut batch), &stats).await;
     }
 }
 
 /// Runs a batch in one transaction; on any failure, runs each job alone.
-async fn commit_batch(db: &DatabaseConnection, mut batch: Vec<Box<dyn Job>>) {
+async fn commit_batch(db: &DatabaseConnection, mut batch: Vec<Box<dyn Job>>, stats: &Stats) {
     match attempt(db, &mut batch).await {
-        Ok(()) => batch.into_iter().for_each(|job| job.finish(None)),
+        Ok(()) => {
+            stats.commits.fetch_add(1, Ordering::Relaxed);
+            stats
+                .committed_jobs
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            batch.into_iter().for_each(|job| job.finish(None));
+        }
         Err(why) if batch.len() == 1 => {
             if let Some(job) = batch.pop() {
                 job.finish(Some(why));
             }
         }
         Err(_) => {
+            stats.split_batches.fetch_add(1, Ordering::Relaxed);
             for mut job in batch {
                 let alone = attempt(db, std::slice::from_mut(&mut job)).await;
+                if alone.is_ok() {
+                    stats.commits.fetch_add(1, Ordering::Relaxed);
+                    stats.committed_jobs.fetch_add(1, Ordering::Relaxed);
+                }
                 job.finish(alone.err());
             }
         }

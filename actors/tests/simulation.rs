@@ -69,17 +69,7 @@ struct World {
 async fn fresh_database(dir: &std::path::Path) -> String {
     match std::env::var("AGENTHUB_TEST_DATABASE_URL") {
         Ok(server) if !server.is_empty() => {
-            use sea_orm::ConnectionTrait;
-            let name = format!("agenthub_t_{}", Uuid::new_v4().simple());
-            let admin = sea_orm::Database::connect(&server).await.unwrap();
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                .await
-                .unwrap();
-            let _ = admin.close().await;
-            let mut url = url::Url::parse(&server).unwrap();
-            url.set_path(&format!("/{name}"));
-            url.to_string()
+            db::create_database(&server, "agenthub_t_").await.unwrap()
         }
         _ => format!("sqlite://{}?mode=rwc", dir.join("sim.db").display()),
     }

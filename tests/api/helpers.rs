@@ -83,18 +83,9 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
 
 /// Creates `agenthub_t_<uuid>` on the server named by `url` and returns its URL.
 pub async fn fresh_database(url: &str) -> String {
-    let name = format!("agenthub_t_{}", uuid::Uuid::new_v4().simple());
-    let admin = sea_orm::Database::connect(url)
+    actors::db::create_database(url, "agenthub_t_")
         .await
-        .expect("connect to the test database server");
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-        .await
-        .expect("create the test database");
-    let _ = admin.close().await;
-    let mut parsed = url::Url::parse(url).expect("AGENTHUB_TEST_DATABASE_URL is a URL");
-    parsed.set_path(&format!("/{name}"));
-    parsed.to_string()
+        .expect("create the test database")
 }
 
 /// Turns a response into (status, JSON body); an empty body is `Null`, a non-JSON body is a
