@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use agenthub::config::Settings;
 use agenthub::startup::Application;
 use reqwest::{Method, StatusCode};
-use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 pub type WsStream =
