@@ -2,13 +2,20 @@
 //! them from here, so the engine can run on virtual time with a fixed seed in tests.
 
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 use rand::{RngCore, SeedableRng, rngs::StdRng};
 use std::sync::Arc;
 
-/// The source of wall-clock time.
+/// The source of wall-clock time, and of the engine's timers (a call's deadline), so that a
+/// simulation decides when time passes.
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
+
+    /// Resolves once `duration` has passed on this clock.
+    fn sleep(&self, duration: std::time::Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
 }
 
 /// The real clock.
@@ -24,23 +31,69 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to, for simulations.
+/// A clock that only moves when told to, for simulations: its timers fire when
+/// [`ManualClock::advance`] passes their time, never by themselves.
 #[derive(Debug)]
-pub struct ManualClock(Mutex<DateTime<Utc>>);
+pub struct ManualClock {
+    now: Mutex<DateTime<Utc>>,
+    timers: Mutex<Vec<(DateTime<Utc>, tokio::sync::oneshot::Sender<()>)>>,
+}
 
 impl ManualClock {
     pub fn new(start: DateTime<Utc>) -> Self {
-        Self(Mutex::new(start))
+        Self {
+            now: Mutex::new(start),
+            timers: Mutex::new(Vec::new()),
+        }
     }
 
-    pub fn advance(&self, by: chrono::Duration) {
-        *self.0.lock() += by;
+    /// Moves the time on and fires every timer that is due; returns how many fired.
+    pub fn advance(&self, by: chrono::Duration) -> usize {
+        let now = {
+            let mut now = self.now.lock();
+            *now += by;
+            *now
+        };
+        let due: Vec<_> = {
+            let mut timers = self.timers.lock();
+            let (due, later) = std::mem::take(&mut *timers)
+                .into_iter()
+                .partition(|(at, _)| *at <= now);
+            *timers = later;
+            due
+        };
+        due.into_iter()
+            .filter(|(_, fire)| !fire.is_closed())
+            .map(|(_, fire)| fire.send(()))
+            .filter(Result::is_ok)
+            .count()
+    }
+
+    /// Timers set and not yet fired nor abandoned.
+    pub fn pending_timers(&self) -> usize {
+        self.timers
+            .lock()
+            .iter()
+            .filter(|(_, fire)| !fire.is_closed())
+            .count()
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        *self.0.lock()
+        *self.now.lock()
+    }
+
+    fn sleep(&self, duration: std::time::Duration) -> BoxFuture<'static, ()> {
+        let at = self.now() + chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX);
+        let (fire, fired) = tokio::sync::oneshot::channel();
+        self.timers.lock().push((at, fire));
+        Box::pin(async move {
+            // A clock dropped with its timers never fires them.
+            if fired.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
     }
 }
 

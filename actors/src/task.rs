@@ -583,7 +583,14 @@ impl Actor for TaskActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.hub.registry.remember_task(self.task.id, ctx.address());
-        ctx.run_later(self.deadline, |act, ctx| act.finish(Outcome::Timeout, ctx));
+        // The deadline runs on the hub's clock, so a simulation decides when it passes.
+        self.hub
+            .env
+            .clock
+            .sleep(self.deadline)
+            .into_actor(self)
+            .map(|(), act, ctx| act.finish(Outcome::Timeout, ctx))
+            .spawn(ctx);
         match self.conn.clone() {
             Some(conn) => self.dispatch(conn, ctx),
             None => {

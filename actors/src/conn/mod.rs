@@ -36,6 +36,13 @@ impl From<MailboxError> for ConnError {
     }
 }
 
+/// A call handed to an in-process agent ([`ConnHandle::Local`]).
+#[derive(Debug)]
+pub struct LocalCall {
+    pub task: entities::tasks::Model,
+    pub reply: oneshot::Sender<Result<AgentReply, ConnError>>,
+}
+
 /// A live connection of an agent, as the Registry hands it out.
 #[derive(Clone)]
 pub enum ConnHandle {
@@ -54,6 +61,13 @@ pub enum ConnHandle {
         endpoint: String,
         timeout: Duration,
     },
+    /// An agent inside the hub's process (embedding, the engine's simulation): calls arrive
+    /// as [`LocalCall`]s on a channel; dropping the receiver or a call's reply is a
+    /// disconnection.
+    Local {
+        conn_id: u64,
+        calls: tokio::sync::mpsc::UnboundedSender<LocalCall>,
+    },
     /// An MCP endpoint reached over HTTP: no live connection, each call is a request.
     Http {
         client: Arc<mcp_http::McpHttp>,
@@ -67,6 +81,7 @@ impl ConnHandle {
         match self {
             ConnHandle::Envelope { conn_id, .. } => *conn_id,
             ConnHandle::Plain { conn_id, .. } => *conn_id,
+            ConnHandle::Local { conn_id, .. } => *conn_id,
             ConnHandle::Http { .. } | ConnHandle::Push { .. } => 0,
         }
     }
@@ -115,6 +130,14 @@ impl ConnHandle {
                 })
                 .await??;
             }
+            ConnHandle::Local { calls, .. } => {
+                calls
+                    .send(LocalCall {
+                        task: task.clone(),
+                        reply: tx,
+                    })
+                    .map_err(|_| ConnError::Disconnected)?;
+            }
             ConnHandle::Http {
                 client,
                 endpoint,
@@ -140,6 +163,9 @@ impl ConnHandle {
             ConnHandle::Plain { .. } | ConnHandle::Push { .. } => {
                 let _ = tx.send(Ok(Value::Array(vec![task_tool()])));
             }
+            ConnHandle::Local { .. } => {
+                let _ = tx.send(Ok(Value::Array(Vec::new())));
+            }
             ConnHandle::Envelope { addr, .. } => {
                 addr.send(ws_envelope::ListTools { reply: tx }).await??;
             }
@@ -163,7 +189,7 @@ impl ConnHandle {
         match self {
             ConnHandle::Envelope { addr, .. } => addr.do_send(ws_envelope::Replaced),
             ConnHandle::Plain { addr, .. } => addr.do_send(ws_envelope::Replaced),
-            ConnHandle::Http { .. } | ConnHandle::Push { .. } => {}
+            ConnHandle::Http { .. } | ConnHandle::Push { .. } | ConnHandle::Local { .. } => {}
         }
     }
 }
