@@ -36,6 +36,8 @@ pub struct Settings {
     pub push_timeout_secs: u64,
     /// authserv-id of the upstream MTA whose `Authentication-Results` headers are trusted.
     pub mail_trusted_authserv: Option<String>,
+    /// DNS server (`ip:port`) for the hub's own SPF and DKIM checks; unset: the system resolver.
+    pub mail_dns: Option<String>,
     /// Largest inbound message (SMTP `SIZE`, and the HTTP inbound endpoint), in bytes.
     pub mail_max_bytes: usize,
     /// Messages an hour one sender may send to the hub's agents; 0: no limit.
@@ -77,6 +79,7 @@ impl Default for Settings {
             call_timeout_secs: 60,
             push_timeout_secs: 30,
             mail_trusted_authserv: None,
+            mail_dns: None,
             mail_max_bytes: 10 * 1024 * 1024,
             mail_rate_per_hour: 30,
             mail_inbound_secret: None,
@@ -137,6 +140,11 @@ impl Settings {
                 self.smtp_addr
             );
         }
+        if let Some(dns) = &self.mail_dns
+            && dns.parse::<std::net::SocketAddr>().is_err()
+        {
+            bail!("AGENTHUB_MAIL_DNS must be ip:port, got {dns:?}");
+        }
         if self.smtp_tls_cert.is_some() != self.smtp_tls_key.is_some() {
             bail!("AGENTHUB_SMTP_TLS_CERT and AGENTHUB_SMTP_TLS_KEY go together");
         }
@@ -173,6 +181,11 @@ impl Settings {
     /// Whether SQLite commits wait for the disk.
     pub fn sqlite_synchronous_full(&self) -> bool {
         self.sqlite_synchronous == "full"
+    }
+
+    /// The DNS server of the mail checks, when one is set (validated by [`Settings::validate`]).
+    pub fn mail_dns_server(&self) -> Option<std::net::SocketAddr> {
+        self.mail_dns.as_deref().and_then(|d| d.parse().ok())
     }
 
     /// The outbox directory for mail when no relay is configured.

@@ -102,6 +102,7 @@ impl Application {
                 trusted_authserv: settings.mail_trusted_authserv.clone(),
                 max_message_bytes: settings.mail_max_bytes,
                 per_sender_per_hour: settings.mail_rate_per_hour,
+                dns_server: settings.mail_dns_server(),
             },
         );
         mailroom.recover().await?;

@@ -17,6 +17,9 @@ pub struct Model {
     pub recipient: String,
     /// The envelope sender (`MAIL FROM`), lower-cased; empty for the null return path.
     pub sender: String,
+    /// The SMTP client's address, for the hub's own SPF check; `None` for messages posted over
+    /// HTTP (and rows stored before it was kept).
+    pub client_ip: Option<String>,
     pub message_id: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]
     pub subject: Option<String>,

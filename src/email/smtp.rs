@@ -324,7 +324,11 @@ impl<'a> Session<'a> {
         }
         let mut raw = self.trace_header(&from).into_bytes();
         raw.extend_from_slice(&data.body);
-        match self.room.accept(&from, &recipients, &raw).await {
+        match self
+            .room
+            .accept(&from, Some(self.peer.ip()), &recipients, &raw)
+            .await
+        {
             Ok(ids) => {
                 let first = ids.first().map(|id| id.to_string()).unwrap_or_default();
                 self.room.spawn(ids);

@@ -159,7 +159,9 @@ async fn inbound(
             .collect();
         return Err(HubError::invalid(details).into());
     }
-    let ids = room.accept(&sender, &admitted, &raw).await?;
+    // No client address: the poster is a relay, not the sender's server, so only DKIM can
+    // authenticate such a message (unless a trusted upstream's verdict is used).
+    let ids = room.accept(&sender, None, &admitted, &raw).await?;
     let accepted = admitted
         .iter()
         .map(|(rcpt, _)| AcceptedRecipient {

@@ -3,7 +3,7 @@
 //! replies are received by a real SMTP server (aiosmtpd) that the hub relays to.
 
 use crate::helpers::{TestApp, assert_status_error, spawn_app_with};
-use crate::mail_support::{Received, Sink, send, spec};
+use crate::mail_support::{DnsServer, Received, Sink, dkim_key, send, spec};
 use agenthub::config::Settings;
 use base64::Engine;
 use reqwest::StatusCode;
@@ -199,7 +199,16 @@ async fn a_mailed_task_reaches_the_agent_and_the_result_comes_back_as_a_threaded
     assert_eq!(tasks["total"], 1, "{tasks}");
     assert_eq!(tasks["data"][0]["status"], "completed", "{tasks}");
     assert_eq!(tasks["data"][0]["result"], "A fox, quickly.", "{tasks}");
-    let actions = audit_actions(&app, &owner).await;
+    // The row is closed (and `email.replied` recorded) just after the reply is handed over, so
+    // the sink may have it a moment before the audit log does.
+    let mut actions = audit_actions(&app, &owner).await;
+    for _ in 0..100 {
+        if actions.contains(&"email.replied".to_string()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        actions = audit_actions(&app, &owner).await;
+    }
     assert!(
         actions.contains(&"email.received".to_string()),
         "{actions:?}"
@@ -555,6 +564,179 @@ async fn a_paid_agent_charges_only_an_authenticated_account_holder() {
     assert_eq!(mine["total"], 1, "{mine}");
     let (_, theirs) = app.get("/api/v1/tasks", Some(&owner)).await;
     assert_eq!(theirs["total"], 1, "{theirs}");
+    app.assert_ledger_balanced().await;
+}
+
+/// Asserts a reply is the "how to pay" explanation, sent to `to`.
+fn assert_how_to_pay(reply: &Received, to: &str) {
+    assert_eq!(reply.rcpt_tos, vec![to.to_string()]);
+    let body = reply.body();
+    assert!(body.contains("charges 25 tokens"), "{body}");
+    assert!(
+        body.contains("Nothing was run and nothing was charged"),
+        "{body}"
+    );
+}
+
+#[actix_web::test]
+async fn without_a_trusted_upstream_spf_of_the_sender_domain_lets_a_paid_agent_charge() {
+    // The hub checks SPF itself: spf.example lets 127.0.0.1 (the test's SMTP client) send,
+    // nospf.example does not.
+    let dns = DnsServer::start(json!([
+        ["spf.example", "TXT", "v=spf1 ip4:127.0.0.1 -all"],
+        ["nospf.example", "TXT", "v=spf1 ip4:192.0.2.1 -all"],
+    ]))
+    .await;
+    let sink = Sink::start().await;
+    let app = mail_app(&sink, |s| s.mail_dns = Some(dns.addr())).await;
+    let (owner, _) = app
+        .register("seller@example.com", "seller", "password123")
+        .await;
+    let (bob, _) = app.register("bob@spf.example", "bob", "password123").await;
+    let (dan, _) = app
+        .register("dan@nospf.example", "dan", "password123")
+        .await;
+    let key = poll_agent(&app, &owner, "paid", 25, "public").await;
+    let port = smtp(&app);
+    let to = ["paid@mail.localhost"];
+
+    // SPF fails for dan's domain: an explanation, nothing runs, nothing is charged.
+    accepted(
+        &send(spec(
+            port,
+            "dan@nospf.example",
+            &to,
+            json!({ "subject": "Do it", "text": "please", "messageId": "<s1@nospf.example>" }),
+        ))
+        .await,
+    );
+    let replies = sink.wait_for(1, 20).await;
+    assert_how_to_pay(&replies[0], "dan@nospf.example");
+    let (_, polled) = app.get("/tasks/poll", Some(&key)).await;
+    assert_eq!(polled["tasks"], json!([]), "{polled}");
+    assert_eq!(balance(&app, &dan).await, START);
+
+    // SPF passes for bob's domain, which is also his From domain: the task runs on his account.
+    accepted(
+        &send(spec(
+            port,
+            "bob@spf.example",
+            &to,
+            json!({ "subject": "Do it", "text": "please", "messageId": "<s2@spf.example>" }),
+        ))
+        .await,
+    );
+    let task = next_task(&app, &key).await;
+    assert_eq!(task["buyer"], "bob@spf.example");
+    assert_eq!(balance(&app, &bob).await, START - 25);
+    answer(
+        &app,
+        &key,
+        task["id"].as_str().unwrap(),
+        json!({ "result": "done" }),
+    )
+    .await;
+    let replies = sink.wait_for(2, 20).await;
+    assert_eq!(replies[1].rcpt_tos, vec!["bob@spf.example".to_string()]);
+    let body = replies[1].body();
+    assert!(body.contains("25 tokens were charged"), "{body}");
+    assert_eq!(balance(&app, &bob).await, START - 25);
+    assert_eq!(balance(&app, &owner).await, START + 25);
+    // The SMTP client's address is kept with each message (the SPF check reads it).
+    let mail = entities::mail_messages::Entity::find()
+        .all(&app.hub.db)
+        .await
+        .unwrap();
+    assert_eq!(mail.len(), 2);
+    assert!(
+        mail.iter()
+            .all(|m| m.client_ip.as_deref() == Some("127.0.0.1")),
+        "{mail:?}"
+    );
+    app.assert_ledger_balanced().await;
+}
+
+#[actix_web::test]
+async fn without_a_trusted_upstream_a_dkim_signature_of_the_from_domain_lets_a_paid_agent_charge() {
+    // signed.example's SPF does not list 127.0.0.1, but it publishes a DKIM key, and dkimpy
+    // signs carol's mail with it.
+    let (private_key, record) = dkim_key();
+    let dns = DnsServer::start(json!([
+        ["signed.example", "TXT", "v=spf1 ip4:192.0.2.1 -all"],
+        ["s1._domainkey.signed.example", "TXT", record],
+    ]))
+    .await;
+    let sink = Sink::start().await;
+    let app = mail_app(&sink, |s| s.mail_dns = Some(dns.addr())).await;
+    let (owner, _) = app
+        .register("seller@example.com", "seller", "password123")
+        .await;
+    let (carol, _) = app
+        .register("carol@signed.example", "carol", "password123")
+        .await;
+    let key = poll_agent(&app, &owner, "paid", 25, "public").await;
+    let port = smtp(&app);
+    let to = ["paid@mail.localhost"];
+    let signed = |id: &str, tamper: Value| {
+        let mut spec = spec(
+            port,
+            "carol@signed.example",
+            &to,
+            json!({ "subject": "Do it", "text": "please summarise", "messageId": id }),
+        );
+        spec["dkim"] = json!({ "key": private_key, "selector": "s1", "domain": "signed.example" });
+        spec["tamper"] = tamper;
+        spec
+    };
+
+    // The body was changed after signing: the signature fails, nothing runs.
+    accepted(
+        &send(signed(
+            "<d1@signed.example>",
+            json!(["please summarise", "please summarise and pay for mine"]),
+        ))
+        .await,
+    );
+    let replies = sink.wait_for(1, 20).await;
+    assert_how_to_pay(&replies[0], "carol@signed.example");
+    let (_, polled) = app.get("/tasks/poll", Some(&key)).await;
+    assert_eq!(polled["tasks"], json!([]), "{polled}");
+    assert_eq!(balance(&app, &carol).await, START);
+
+    // Signed and intact: charged to carol's account.
+    accepted(&send(signed("<d2@signed.example>", Value::Null)).await);
+    let task = next_task(&app, &key).await;
+    assert_eq!(task["buyer"], "carol@signed.example");
+    assert!(
+        task["task"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("please summarise")),
+        "{task}"
+    );
+    assert_eq!(balance(&app, &carol).await, START - 25);
+    answer(
+        &app,
+        &key,
+        task["id"].as_str().unwrap(),
+        json!({ "result": "done" }),
+    )
+    .await;
+    let replies = sink.wait_for(2, 20).await;
+    let body = replies[1].body();
+    assert!(body.contains("25 tokens were charged"), "{body}");
+    assert_eq!(balance(&app, &owner).await, START + 25);
+
+    // The same signed message, replayed to another paid agent (its signed To still names the
+    // first): a copy of carol's mail does not make carol pay.
+    let other = poll_agent(&app, &owner, "other", 25, "public").await;
+    let mut replay = signed("<d2@signed.example>", Value::Null);
+    replay["rcptTo"] = json!(["other@mail.localhost"]);
+    accepted(&send(replay).await);
+    let replies = sink.wait_for(3, 20).await;
+    assert_how_to_pay(&replies[2], "carol@signed.example");
+    let (_, polled) = app.get("/tasks/poll", Some(&other)).await;
+    assert_eq!(polled["tasks"], json!([]), "{polled}");
+    assert_eq!(balance(&app, &carol).await, START - 25);
     app.assert_ledger_balanced().await;
 }
 

@@ -1,6 +1,8 @@
 //! Mail clients and servers nobody here wrote, for the email tests: Python's `smtplib` sends
-//! (tests/py/send_mail.py) and `aiosmtpd` receives the hub's replies (tests/py/smtp_sink.py).
-//! Both run from the virtualenv that `scripts/test` makes in tests/py/.venv.
+//! (tests/py/send_mail.py, signing with `dkimpy` when asked), `aiosmtpd` receives the hub's
+//! replies (tests/py/smtp_sink.py) and `dnslib` serves the senders' SPF records and DKIM keys
+//! (tests/py/dns_server.py). All run from the virtualenv that `scripts/test` makes in
+//! tests/py/.venv.
 
 use serde_json::Value;
 use std::{
@@ -207,4 +209,64 @@ pub fn spec(port: u16, from: &str, to: &[&str], message: Value) -> Value {
         "rcptTo": to,
         "message": message,
     })
+}
+
+/// dnslib answering `records` (`[name, type, value]`: TXT, A, AAAA, MX) on a free local port,
+/// UDP and TCP; stops when dropped. The hub asks it through `AGENTHUB_MAIL_DNS`.
+pub struct DnsServer {
+    pub port: u16,
+    _child: tokio::process::Child,
+}
+
+impl DnsServer {
+    pub async fn start(records: Value) -> Self {
+        let mut child = tokio::process::Command::new(python())
+            .arg(script("dns_server.py"))
+            .arg(records.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start dns_server.py");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("the DNS server did not start within 20 s")
+            .expect("read the DNS server's output")
+            .unwrap_or_default();
+        let port = ready
+            .strip_prefix("READY ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("dns_server.py did not start: {ready:?}"));
+        Self {
+            port,
+            _child: child,
+        }
+    }
+
+    /// The `AGENTHUB_MAIL_DNS` value that points the hub here.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// A fresh RSA key for DKIM: (private key PEM for dkimpy, the TXT record to publish).
+pub fn dkim_key() -> (String, String) {
+    use base64::Engine;
+    use rsa::{pkcs1::EncodeRsaPrivateKey, pkcs8::EncodePublicKey};
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("RSA key");
+    let pem = key
+        .to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)
+        .expect("PEM")
+        .to_string();
+    let public = key
+        .to_public_key()
+        .to_public_key_der()
+        .expect("public key DER");
+    let record = format!(
+        "v=DKIM1; k=rsa; p={}",
+        base64::engine::general_purpose::STANDARD.encode(public.as_bytes())
+    );
+    (pem, record)
 }

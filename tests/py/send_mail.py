@@ -4,9 +4,14 @@ Reads a JSON spec on stdin:
   {"host", "port", "mailFrom", "rcptTo": [...], "starttls": false,
    "message": {"from", "to", "subject", "subjectCharset", "text", "html", "charset",
                "messageId", "headers": {...}, "attachments": [{"name", "mimeType", "base64"}],
-               "padBytes": 0}}
+               "padBytes": 0},
+   "dkim": null | {"key": PEM, "selector", "domain"}, "tamper": null | [old, new]}
 and prints the outcome as JSON: {"refused": {rcpt: [code, text]}, "error": null | {"stage",
 "code", "message"}}.
+
+With "dkim", dkimpy (an implementation nobody here wrote) signs the message as the sending
+domain's server would; "tamper" then replaces the first `old` with `new` in the signed bytes,
+as a forger would.
 """
 
 import base64
@@ -14,8 +19,11 @@ import json
 import smtplib
 import ssl
 import sys
+from email import policy
 from email.header import Header
 from email.message import EmailMessage
+
+import dkim
 
 
 def build(spec):
@@ -63,7 +71,24 @@ def main():
                 smtp.starttls(context=context)
                 smtp.ehlo("tests.example")
                 out["tls"] = smtp.sock.version()
-            raw = build(spec["message"]).as_bytes()
+            message = build(spec["message"])
+            raw = message.as_bytes()
+            if spec.get("dkim"):
+                d = spec["dkim"]
+                # Signed as sent: CRLF line ends.
+                raw = message.as_bytes(policy=policy.SMTP)
+                raw = (
+                    dkim.sign(
+                        raw,
+                        d["selector"].encode(),
+                        d["domain"].encode(),
+                        d["key"].encode(),
+                    )
+                    + raw
+                )
+            if spec.get("tamper"):
+                old, new = spec["tamper"]
+                raw = raw.replace(old.encode(), new.encode(), 1)
             refused = smtp.sendmail(spec["mailFrom"], spec["rcptTo"], raw)
             out["refused"] = {k: [v[0], v[1].decode()] for k, v in refused.items()}
     except smtplib.SMTPRecipientsRefused as e:

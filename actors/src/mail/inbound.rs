@@ -37,6 +37,10 @@ pub struct Inbound {
     pub hops: usize,
     /// Every `Authentication-Results` header, raw.
     pub authentication_results: Vec<String>,
+    /// Number of `From` fields: exactly one, or the sender checks refuse the message.
+    pub from_fields: usize,
+    /// Every address in `To` and `Cc`, lower-cased.
+    pub addressed_to: Vec<String>,
 }
 
 impl Inbound {
@@ -84,6 +88,13 @@ impl Inbound {
                 .collect::<Vec<_>>()
         };
         let from = address(msg.from());
+        let addressed_to = [msg.to(), msg.cc()]
+            .into_iter()
+            .flatten()
+            .flat_map(|list| list.iter())
+            .filter_map(|a| a.address())
+            .map(|a| a.trim().to_lowercase())
+            .collect();
         Some(Self {
             message_id,
             reply_to: address(msg.reply_to()).or_else(|| from.clone()),
@@ -95,6 +106,8 @@ impl Inbound {
             automatic: automatic(&raw_header),
             hops: raw_header("Received").len(),
             authentication_results: raw_header("Authentication-Results"),
+            from_fields: raw_header("From").len(),
+            addressed_to,
         })
     }
 

@@ -17,9 +17,12 @@
 //! 4. The reply (result, failure, timeout or an explanation) goes out through the
 //!    [`MailTransport`] and the row is closed.
 
+pub mod dkim;
+pub mod dns;
 pub mod inbound;
 pub mod policy;
 pub mod reply;
+pub mod sender;
 pub mod spf;
 
 use crate::{
@@ -32,7 +35,11 @@ use inbound::Inbound;
 use policy::SenderLimit;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
 use serde_json::json;
-use std::{sync::Arc, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
 use uuid::Uuid;
 
 /// Sends a finished message: the SMTP relay, or the outbox directory. Implemented by the edge.
@@ -52,6 +59,9 @@ pub struct MailSettings {
     pub max_message_bytes: usize,
     /// Messages an hour one sender may send; 0: no limit.
     pub per_sender_per_hour: u32,
+    /// The DNS server the hub's own SPF and DKIM checks ask (`AGENTHUB_MAIL_DNS`); `None`: the
+    /// system resolver.
+    pub dns_server: Option<SocketAddr>,
 }
 
 /// Why a recipient is refused at `RCPT TO`.
@@ -92,6 +102,8 @@ pub struct Mailroom {
     transport: Arc<dyn MailTransport>,
     settings: MailSettings,
     senders: SenderLimit,
+    /// For the hub's own sender checks (SPF, DKIM keys).
+    dns: Arc<dyn dns::Dns>,
 }
 
 /// Messages seen through this many relays are looping somewhere.
@@ -104,11 +116,21 @@ impl Mailroom {
         settings: MailSettings,
     ) -> Arc<Self> {
         let senders = SenderLimit::new(settings.per_sender_per_hour);
+        // A resolver that cannot be built (no system configuration) must not stop the hub:
+        // its own checks then pass nobody, and paid agents explain how to pay.
+        let dns: Arc<dyn dns::Dns> = match dns::Resolver::new(settings.dns_server) {
+            Ok(resolver) => Arc::new(resolver),
+            Err(err) => {
+                tracing::warn!(error = %err, "no DNS resolver: the hub's own SPF/DKIM checks pass nobody");
+                Arc::new(dns::NoDns)
+            }
+        };
         Arc::new(Self {
             hub,
             transport,
             settings,
             senders,
+            dns,
         })
     }
 
@@ -164,10 +186,12 @@ impl Mailroom {
 
     /// Stores a message for each admitted recipient agent, durably, before it is acknowledged.
     /// A message already stored for an agent (same `Message-ID`, resent because an earlier
-    /// acknowledgement was lost) is not stored twice. Returns the rows to process.
+    /// acknowledgement was lost) is not stored twice. `client_ip` is the SMTP client's address
+    /// (kept for the SPF check; `None` over HTTP). Returns the rows to process.
     pub async fn accept(
         &self,
         sender: &str,
+        client_ip: Option<IpAddr>,
         recipients: &[(String, agents::Model)],
         raw: &[u8],
     ) -> HubResult<Vec<Uuid>> {
@@ -200,6 +224,7 @@ impl Mailroom {
                 agent_id: Set(agent.id),
                 recipient: Set(recipient.to_ascii_lowercase()),
                 sender: Set(sender.clone()),
+                client_ip: Set(client_ip.map(|ip| ip.to_canonical().to_string())),
                 message_id: Set(message_id.clone()),
                 subject: Set(subject.clone()),
                 raw: Set(raw.to_vec()),
@@ -353,7 +378,7 @@ impl Mailroom {
                 .await;
         }
         let from = msg.from.clone().unwrap_or_else(|| row.sender.clone());
-        let payer = match self.payer(&agent, &msg, &from).await? {
+        let payer = match self.payer(&agent, &row, &msg, &from).await? {
             Ok(payer) => payer,
             Err(body) => {
                 return self
@@ -401,11 +426,13 @@ impl Mailroom {
 
     /// Who pays for a task by email: nobody for free agents (the owner's account carries the
     /// zero-price task); for paid agents, the registered user whose account address sent the
-    /// message, if the message passed the trusted authentication check. Otherwise the reply
+    /// message, if the message passed authentication: the trusted upstream's verdict when one
+    /// is configured, else the hub's own SPF/DKIM check ([`sender`]). Otherwise the reply
     /// explains how to pay, and nothing runs.
     async fn payer(
         &self,
         agent: &agents::Model,
+        row: &mail_messages::Model,
         msg: &Inbound,
         from: &str,
     ) -> HubResult<Result<Uuid, String>> {
@@ -416,11 +443,8 @@ impl Mailroom {
             .filter(users::Column::Email.eq(from.to_ascii_lowercase()))
             .one(&self.hub.db)
             .await?;
-        let authenticated = policy::authenticated(
-            &msg.authentication_results,
-            self.settings.trusted_authserv.as_deref(),
-            from,
-        );
+        // No account, nothing to charge: spare the DNS queries.
+        let authenticated = user.is_some() && self.authenticated(row, msg, from).await;
         match user {
             Some(user) if authenticated => Ok(Ok(user.id)),
             _ => Ok(Err(format!(
@@ -437,6 +461,34 @@ impl Mailroom {
                 url = self.settings.public_url,
                 slug = agent.slug,
             ))),
+        }
+    }
+
+    /// Whether the message comes from its `From` domain: by the trusted upstream's
+    /// `Authentication-Results` when `AGENTHUB_MAIL_TRUSTED_AUTHSERV` is set (the hub then
+    /// checks nothing itself: the upstream saw the real client), else by SPF/DKIM.
+    async fn authenticated(&self, row: &mail_messages::Model, msg: &Inbound, from: &str) -> bool {
+        if let Some(trusted) = self.settings.trusted_authserv.as_deref() {
+            return policy::authenticated(&msg.authentication_results, Some(trusted), from);
+        }
+        let evidence = sender::Evidence {
+            raw: &row.raw,
+            message: msg,
+            from,
+            envelope_sender: &row.sender,
+            client_ip: row.client_ip.as_deref().and_then(|ip| ip.parse().ok()),
+            now: self.hub.env.now().timestamp(),
+            recipient: &row.recipient,
+        };
+        match sender::authenticate(self.dns.as_ref(), &evidence).await {
+            Ok(how) => {
+                tracing::info!(mail = %row.id, %how, "sender authenticated");
+                true
+            }
+            Err(why) => {
+                tracing::info!(mail = %row.id, %why, "sender not authenticated");
+                false
+            }
         }
     }
 

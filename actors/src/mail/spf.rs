@@ -5,6 +5,7 @@
 //! terms. Macros are not expanded (a record that needs them is a `PermError`, never a pass).
 //! DNS answers come through [`Dns`], so the rules are tested without a network.
 
+use super::dns::Dns;
 use std::net::IpAddr;
 
 /// The result of a check (RFC 7208 §2.6).
@@ -17,14 +18,6 @@ pub enum SpfResult {
     None,
     TempError,
     PermError,
-}
-
-/// The DNS queries SPF needs. Errors and missing records both read as "nothing".
-#[async_trait::async_trait]
-pub trait Dns: Send + Sync {
-    async fn txt(&self, name: &str) -> Vec<String>;
-    async fn ips(&self, name: &str) -> Vec<IpAddr>;
-    async fn mx(&self, name: &str) -> Vec<String>;
 }
 
 /// Most DNS-querying terms one check may use (RFC 7208 §4.6.4).
@@ -185,116 +178,11 @@ fn in_network(ip: IpAddr, net: &str) -> bool {
     }
 }
 
-/// [`Dns`] over a real resolver: the system's, or the one named by `AGENTHUB_MAIL_DNS`.
-pub struct Resolver(hickory_resolver::TokioResolver);
-
-impl Resolver {
-    /// The system resolver, or `server` (`ip:port`, UDP and TCP) when given.
-    pub fn new(server: Option<std::net::SocketAddr>) -> anyhow::Result<Self> {
-        use hickory_resolver::{
-            config::{ConnectionConfig, NameServerConfig, ResolverConfig},
-            net::runtime::TokioRuntimeProvider,
-        };
-        let resolver = match server {
-            Some(addr) => {
-                let mut udp = ConnectionConfig::udp();
-                udp.port = addr.port();
-                let mut tcp = ConnectionConfig::tcp();
-                tcp.port = addr.port();
-                let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
-                ns.connections = vec![udp, tcp];
-                hickory_resolver::Resolver::builder_with_config(
-                    ResolverConfig::from_parts(None, vec![], vec![ns]),
-                    TokioRuntimeProvider::default(),
-                )
-                .build()?
-            }
-            None => hickory_resolver::TokioResolver::builder_tokio()?.build()?,
-        };
-        Ok(Self(resolver))
-    }
-
-    fn fqdn(name: &str) -> String {
-        if name.ends_with('.') {
-            name.to_string()
-        } else {
-            format!("{name}.")
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl Dns for Resolver {
-    async fn txt(&self, name: &str) -> Vec<String> {
-        let Ok(lookup) = self.0.txt_lookup(Self::fqdn(name)).await else {
-            return Vec::new();
-        };
-        lookup
-            .answers()
-            .iter()
-            .filter_map(|r| match &r.data {
-                hickory_resolver::proto::rr::RData::TXT(txt) => Some(
-                    txt.txt_data
-                        .iter()
-                        .map(|part| String::from_utf8_lossy(part).into_owned())
-                        .collect::<String>(),
-                ),
-                _ => None,
-            })
-            .collect()
-    }
-
-    async fn ips(&self, name: &str) -> Vec<IpAddr> {
-        match self.0.lookup_ip(Self::fqdn(name)).await {
-            Ok(ips) => ips.iter().collect(),
-            Err(_) => Vec::new(),
-        }
-    }
-
-    async fn mx(&self, name: &str) -> Vec<String> {
-        let Ok(lookup) = self.0.mx_lookup(Self::fqdn(name)).await else {
-            return Vec::new();
-        };
-        lookup
-            .answers()
-            .iter()
-            .filter_map(|r| match &r.data {
-                hickory_resolver::proto::rr::RData::MX(mx) => Some(mx.exchange.to_ascii()),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use std::collections::HashMap;
-
-    struct Table(HashMap<&'static str, Vec<&'static str>>);
-
-    #[async_trait::async_trait]
-    impl Dns for Table {
-        async fn txt(&self, name: &str) -> Vec<String> {
-            self.0
-                .get(format!("txt:{name}").as_str())
-                .map(|v| v.iter().map(|s| s.to_string()).collect())
-                .unwrap_or_default()
-        }
-        async fn ips(&self, name: &str) -> Vec<IpAddr> {
-            self.0
-                .get(format!("ip:{name}").as_str())
-                .map(|v| v.iter().map(|s| s.parse().unwrap()).collect())
-                .unwrap_or_default()
-        }
-        async fn mx(&self, name: &str) -> Vec<String> {
-            self.0
-                .get(format!("mx:{name}").as_str())
-                .map(|v| v.iter().map(|s| s.to_string()).collect())
-                .unwrap_or_default()
-        }
-    }
+    use crate::mail::dns::Table;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -302,7 +190,7 @@ mod tests {
 
     #[actix_rt::test]
     async fn the_mechanisms_decide_in_order() {
-        let dns = Table(HashMap::from([
+        let dns = Table::new([
             (
                 "txt:example.org",
                 vec!["v=spf1 ip4:192.0.2.0/24 a mx include:mail.example.net -all"],
@@ -324,7 +212,7 @@ mod tests {
                 "txt:macro.example",
                 vec!["v=spf1 exists:%{i}.spf.example -all"],
             ),
-        ]));
+        ]);
         assert_eq!(
             check_host(&dns, ip("192.0.2.44"), "example.org").await,
             SpfResult::Pass
@@ -369,10 +257,10 @@ mod tests {
 
     #[actix_rt::test]
     async fn include_loops_end_in_a_permanent_error() {
-        let dns = Table(HashMap::from([
+        let dns = Table::new([
             ("txt:a.example", vec!["v=spf1 include:b.example -all"]),
             ("txt:b.example", vec!["v=spf1 include:a.example -all"]),
-        ]));
+        ]);
         assert_eq!(
             check_host(&dns, ip("192.0.2.1"), "a.example").await,
             SpfResult::PermError
