@@ -369,10 +369,7 @@ pub async fn resolve(hub: &Hub, task_id: Uuid, outcome: Outcome) -> HubResult<ta
         actor.do_send(Resolve { outcome });
         return match rx.await {
             Ok(result) => result,
-            Err(_) => tasks::Entity::find_by_id(task_id)
-                .one(&hub.db)
-                .await?
-                .ok_or_else(|| HubError::not_found("Task")),
+            Err(_) => find(hub, task_id).await,
         };
     }
     let settled = settle(hub, task_id, outcome).await?;
@@ -383,6 +380,14 @@ pub async fn resolve(hub: &Hub, task_id: Uuid, outcome: Outcome) -> HubResult<ta
         });
     }
     Ok(settled)
+}
+
+/// The task as stored, or 404.
+pub async fn find(hub: &Hub, task_id: Uuid) -> HubResult<tasks::Model> {
+    tasks::Entity::find_by_id(task_id)
+        .one(&hub.db)
+        .await?
+        .ok_or_else(|| HubError::not_found("Task"))
 }
 
 /// Whether a task is already in a final state (a database error counts as not final).

@@ -338,11 +338,7 @@ async fn submit_result(
 }
 
 async fn reread(hub: &Hub, id: Uuid) -> Result<tasks::Model, ApiError> {
-    tasks::Entity::find_by_id(id)
-        .one(&hub.db)
-        .await
-        .map_err(HubError::from)?
-        .ok_or_else(|| HubError::not_found("Task").into())
+    Ok(task::find(hub, id).await?)
 }
 
 /// A file sent with a task: `content` (base64) or `url`.
