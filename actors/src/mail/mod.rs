@@ -499,21 +499,28 @@ impl Mailroom {
         why: &str,
     ) -> HubResult<()> {
         tracing::info!(mail = %row.id, reason = why, "mail not answered");
-        let txn = crate::db::begin_write(&self.hub.db).await?;
         let mut m = row.clone().into_active_model();
         m.status = Set("ignored".into());
         m.note = Set(Some(why.to_string()));
-        m.updated_at = Set(self.hub.env.now());
-        m.update(&txn).await?;
-        audit::record(
-            &self.hub,
-            &txn,
-            &audit::Origin::default(),
+        self.close(
+            m,
             audit::Event::new(agent.owner_id, "email.ignored")
                 .target("agent", agent.id)
                 .details(json!({ "mailId": row.id, "from": row.sender, "reason": why })),
         )
-        .await?;
+        .await
+    }
+
+    /// Stores a message's final state and its audit event, in one transaction.
+    async fn close(
+        &self,
+        mut row: mail_messages::ActiveModel,
+        event: audit::Event<'_>,
+    ) -> HubResult<()> {
+        row.updated_at = Set(self.hub.env.now());
+        let txn = crate::db::begin_write(&self.hub.db).await?;
+        row.update(&txn).await?;
+        audit::record(&self.hub, &txn, &audit::Origin::default(), event).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -546,32 +553,23 @@ impl Mailroom {
             },
             Err(err) => ("failed", format!("{note}; reply not built: {err:#}")),
         };
-        let txn = crate::db::begin_write(&self.hub.db).await?;
         let mut m = row.clone().into_active_model();
         m.status = Set(status.into());
         m.note = Set(Some(note.clone()));
         m.task_id = Set(task_id);
         m.reply_message_id = Set((status == "replied").then_some(message_id));
-        m.updated_at = Set(self.hub.env.now());
-        m.update(&txn).await?;
-        audit::record(
-            &self.hub,
-            &txn,
-            &audit::Origin::default(),
-            audit::Event::new(
-                agent.owner_id,
-                if status == "replied" {
-                    "email.replied"
-                } else {
-                    "email.reply_failed"
-                },
-            )
-            .target("agent", agent.id)
-            .details(json!({ "mailId": row.id, "to": to, "taskId": task_id, "outcome": note })),
+        let action = if status == "replied" {
+            "email.replied"
+        } else {
+            "email.reply_failed"
+        };
+        self.close(
+            m,
+            audit::Event::new(agent.owner_id, action)
+                .target("agent", agent.id)
+                .details(json!({ "mailId": row.id, "to": to, "taskId": task_id, "outcome": note })),
         )
-        .await?;
-        txn.commit().await?;
-        Ok(())
+        .await
     }
 
     /// Hands a reply to the transport, retrying a refusing relay with backoff.
