@@ -209,12 +209,7 @@ pub fn is_trusted_mta(req: &actix_web::dev::ServiceRequest) -> bool {
 }
 
 fn bearer(headers: &actix_web::http::header::HeaderMap) -> &str {
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default()
-        .trim()
+    crate::auth::extract::bearer_token(headers).unwrap_or_default()
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
