@@ -13,7 +13,7 @@
 //!
 //! A failure prints its seed; replay it with
 //! `AGENTHUB_SIM_SEED=<seed> cargo test -p actors --test engine_simulation`.
-//! `AGENTHUB_SIM_SCHEDULES` sets how many schedules run (default 60 on SQLite, 8 on
+//! `AGENTHUB_SIM_SCHEDULES` sets how many schedules run (default 250 on SQLite, 20 on
 //! PostgreSQL), `AGENTHUB_SIM_STEPS` their length (default 40).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -277,7 +277,9 @@ impl World {
             tokio::select! {
                 call = arrived => Arrival::Agent(call),
                 done = &mut caller => Arrival::Done(done),
-                () = tokio::time::sleep(Duration::from_millis(300)), if running => Arrival::Waiting,
+                // A retry of a call in flight never reaches the agent (were it delivered anyway,
+                // the next call's arrival on that agent would name the wrong request).
+                () = tokio::time::sleep(Duration::from_millis(20)), if running => Arrival::Waiting,
                 () = tokio::time::sleep(STEP_LIMIT) => panic!("a call neither reached the agent nor ended"),
             }
         };
@@ -504,9 +506,11 @@ async fn random_engine_schedules_keep_every_promise() {
     let steps = env_number("AGENTHUB_SIM_STEPS", 40) as usize;
     let seeds: Vec<u64> = match std::env::var("AGENTHUB_SIM_SEED") {
         Ok(seed) => vec![seed.parse().expect("AGENTHUB_SIM_SEED is a number")],
-        Err(_) => {
-            (0..env_number("AGENTHUB_SIM_SCHEDULES", if on_postgres() { 8 } else { 60 })).collect()
-        }
+        Err(_) => (0..env_number(
+            "AGENTHUB_SIM_SCHEDULES",
+            if on_postgres() { 20 } else { 250 },
+        ))
+            .collect(),
     };
     let mut outcomes = 0;
     for seed in &seeds {
