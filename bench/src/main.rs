@@ -8,15 +8,23 @@
 //!
 //!     cargo run --release -p agenthub-bench -- [--secs 5] [--inflight 1,16,64] [--agents 4]
 //!     cargo run --release -p agenthub-bench -- --smoke      # CI: short, fails on a 3x regression
+//!     cargo run --release -p agenthub-bench -- --scenarios s1  # idle agents, reconnect storm
+//!     cargo run --release -p agenthub-bench -- --scenarios s5  # inbound email
+//!     cargo run --release -p agenthub-bench -- --scenarios s6 --soak-secs 600  # the soak
 //!
 //! The hub runs in-process on a fresh SQLite file (or `--database-url postgres://...`), with
-//! the load generator on the same machine.
+//! the load generator on the same machine; only S1 runs it as a separate process (`--hub-bin`).
+//! Every percentile comes from an HDR histogram (`hist`).
 
 mod agent;
+mod email;
+mod hist;
+mod idle;
 mod null_hub;
 mod pages;
 mod peers;
 mod plain;
+mod soak;
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -46,8 +54,10 @@ struct Args {
     /// Skip the open-loop runs.
     #[arg(long)]
     no_open_loop: bool,
-    /// Scenarios: `s2` (envelope WebSocket agents), `s3` (polling agents), `s4` (webhook push),
-    /// `pages` (the public pages and discovery with `--page-agents` agents).
+    /// Scenarios: `s1` (idle envelope WebSocket agents and the reconnect storm, the hub as a
+    /// separate process), `s2` (envelope WebSocket agents), `s3` (polling agents), `s4` (webhook
+    /// push), `s5` (inbound email), `s6` (the soak: S2, S3, S4 and S5 at once), `pages` (the
+    /// public pages and discovery with `--page-agents` agents).
     #[arg(long, value_delimiter = ',', default_value = "s2,s3,s4")]
     scenarios: Vec<String>,
     /// `postgres://…` to run the hub on PostgreSQL (default: a fresh SQLite file).
@@ -65,6 +75,50 @@ struct Args {
     /// Agents seeded for the `pages` scenario.
     #[arg(long, default_value_t = 10_000)]
     page_agents: usize,
+    /// S1: numbers of idle agents, one fresh hub process each.
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000")]
+    s1_agents: Vec<usize>,
+    /// S1: the hub binary (`cargo build --release -p agenthub`).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/agenthub"))]
+    hub_bin: std::path::PathBuf,
+    /// S1: `KEY=VALUE` added to the hub process's environment (repeatable), e.g.
+    /// `MALLOC_MMAP_THRESHOLD_=131072` so that glibc returns Argon2's 19 MiB buffers at once.
+    #[arg(long)]
+    hub_env: Vec<String>,
+    /// S1: seconds over which idle CPU, and the probe's calls before the storm, are measured.
+    #[arg(long, default_value_t = 5.0)]
+    idle_secs: f64,
+    /// S1: WebSocket handshakes in flight while the agents first connect.
+    #[arg(long, default_value_t = 4)]
+    s1_connect_concurrency: usize,
+    /// S1: an agent gives up a connection attempt after this many seconds and backs off.
+    #[arg(long, default_value_t = 60)]
+    s1_connect_timeout_secs: u64,
+    /// S1: the longest the reconnect storm is waited for, in seconds.
+    #[arg(long, default_value_t = 600)]
+    s1_storm_max_secs: u64,
+    /// S1: the reconnect storm is stopped (the hub killed) when the hub's RSS passes this,
+    /// to keep a shared machine alive.
+    #[arg(long, default_value_t = 12_288)]
+    s1_max_hub_rss_mib: u64,
+    /// S1: only the idle figures, no reconnect storm.
+    #[arg(long)]
+    s1_no_storm: bool,
+    /// S5: concurrent SMTP clients.
+    #[arg(long, default_value_t = 8)]
+    email_clients: usize,
+    /// S5: messages per SMTP client and round.
+    #[arg(long, default_value_t = 250)]
+    email_messages: usize,
+    /// S6: length of the soak, in seconds.
+    #[arg(long, default_value_t = 600.0)]
+    soak_secs: f64,
+    /// S6: seconds between samples.
+    #[arg(long, default_value_t = 60.0)]
+    soak_sample_secs: f64,
+    /// S6: calls (and SMTP clients) in flight per kind.
+    #[arg(long, default_value_t = 2)]
+    soak_inflight: usize,
     /// CI smoke run: 16 in flight, 1 s runs, one round; fails when agenthub's throughput is
     /// under a third of `--smoke-min-ratio` times the null hub's.
     #[arg(long)]
@@ -86,21 +140,14 @@ struct Run {
     max: f64,
 }
 
-fn summarize(mut lat: Vec<Duration>, elapsed: Duration, errors: usize) -> Run {
-    lat.sort();
-    let pick = |p: f64| {
-        if lat.is_empty() {
-            return f64::NAN;
-        }
-        lat[((lat.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3
-    };
+fn summarize(lat: &hist::Hist, elapsed: Duration, errors: usize) -> Run {
     Run {
         calls_per_s: lat.len() as f64 / elapsed.as_secs_f64(),
         errors,
-        p50: pick(0.50),
-        p90: pick(0.90),
-        p99: pick(0.99),
-        max: pick(1.0),
+        p50: hist::ms(lat, 0.50),
+        p90: hist::ms(lat, 0.90),
+        p99: hist::ms(lat, 0.99),
+        max: hist::max_ms(lat),
     }
 }
 
@@ -148,11 +195,11 @@ async fn closed_loop(client: &reqwest::Client, t: &Target, inflight: usize, secs
         .map(|w| {
             let (client, t) = (client.clone(), t.clone());
             tokio::spawn(async move {
-                let (mut lat, mut errors, mut i) = (Vec::new(), 0, w);
+                let (mut lat, mut errors, mut i) = (hist::new(), 0, w);
                 while Instant::now() < until {
                     let began = Instant::now();
                     if one_call(&client, &t, i).await {
-                        lat.push(began.elapsed());
+                        hist::record(&mut lat, began.elapsed());
                     } else {
                         errors += 1;
                     }
@@ -162,13 +209,17 @@ async fn closed_loop(client: &reqwest::Client, t: &Target, inflight: usize, secs
             })
         })
         .collect();
-    let (mut lat, mut errors) = (Vec::new(), 0);
+    let (mut lat, mut errors) = (hist::new(), 0);
     for w in workers {
-        let (l, e) = w.await.unwrap_or_default();
-        lat.extend(l);
-        errors += e;
+        match w.await {
+            Ok((l, e)) => {
+                hist::merge(&mut lat, &l);
+                errors += e;
+            }
+            Err(_) => errors += 1,
+        }
     }
-    summarize(lat, start.elapsed(), errors)
+    summarize(&lat, start.elapsed(), errors)
 }
 
 /// Calls started at a fixed rate whatever the answers do; each is timed from when it was due.
@@ -187,14 +238,14 @@ async fn open_loop(client: &reqwest::Client, t: &Target, rate: f64, secs: f64) -
             (ok, due.elapsed())
         }));
     }
-    let (mut lat, mut errors) = (Vec::new(), 0);
+    let (mut lat, mut errors) = (hist::new(), 0);
     for h in handles {
         match h.await {
-            Ok((true, d)) => lat.push(d),
+            Ok((true, d)) => hist::record(&mut lat, d),
             _ => errors += 1,
         }
     }
-    let mut run = summarize(lat, start.elapsed(), errors);
+    let mut run = summarize(&lat, start.elapsed(), errors);
     run.calls_per_s = n as f64 / secs;
     run
 }
@@ -256,6 +307,22 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .try_init();
+    let has = |name: &str| args.scenarios.iter().any(|s| s == name);
+    if has("s1") {
+        idle::run(&idle::Options {
+            sizes: args.s1_agents.clone(),
+            hub_env: args.hub_env.clone(),
+            hub_bin: args.hub_bin.clone(),
+            idle_secs: args.idle_secs,
+            connect_concurrency: args.s1_connect_concurrency.max(1),
+            connect_timeout: Duration::from_secs(args.s1_connect_timeout_secs),
+            storm_max: Duration::from_secs(args.s1_storm_max_secs),
+            max_hub_rss: args.s1_max_hub_rss_mib * 1024 * 1024,
+            no_storm: args.s1_no_storm,
+        })
+        .await?;
+    }
+    let mail = has("s5") || has("s6");
     let dir = tempfile::tempdir()?;
     // On PostgreSQL every run gets a database of its own, so runs never see each other's data.
     if let Some(server) = args.database_url.clone() {
@@ -272,7 +339,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let settings = agenthub::config::Settings {
         http_addr: "127.0.0.1:0".into(),
-        smtp_addr: "off".into(),
+        smtp_addr: if mail { "127.0.0.1:0" } else { "off" }.into(),
+        mail_rate_per_hour: 0,
         data_dir: dir.path().to_path_buf(),
         database_url: args.database_url.clone(),
         rate_limit_per_min: 0,
@@ -284,6 +352,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let app = agenthub::startup::Application::build(settings).await?;
     let hub_port = app.port();
+    let smtp_port = app.smtp_port();
     let hub = app.hub();
     actix_web::rt::spawn(app.run_until_stopped());
     let base = format!("http://127.0.0.1:{hub_port}/api/v1");
@@ -428,11 +497,11 @@ async fn main() -> anyhow::Result<()> {
             let (mut nats_runs, mut echo_runs) = (Vec::new(), Vec::new());
             for _ in 0..args.rounds {
                 match peers::nats(&args.nats_url, c, args.secs).await {
-                    Ok((lat, errors, elapsed)) => nats_runs.push(summarize(lat, elapsed, errors)),
+                    Ok((lat, errors, elapsed)) => nats_runs.push(summarize(&lat, elapsed, errors)),
                     Err(e) => println!("  NATS at {} unavailable: {e}", args.nats_url),
                 }
                 let (lat, errors, elapsed) = peers::ws_echo(echo_port, c, args.secs).await?;
-                echo_runs.push(summarize(lat, elapsed, errors));
+                echo_runs.push(summarize(&lat, elapsed, errors));
             }
             let hub = median(&hub_runs, |r| r.calls_per_s);
             if !nats_runs.is_empty() {
@@ -501,6 +570,33 @@ async fn main() -> anyhow::Result<()> {
             println!("  {}", line("agenthub", &hub_runs));
         }
     }
+    let email = match smtp_port {
+        Some(smtp_port) if mail => Some(
+            email::setup(
+                &client,
+                hub_port,
+                smtp_port,
+                &owner_token,
+                dir.path().join("outbox"),
+            )
+            .await?,
+        ),
+        _ => None,
+    };
+    if let Some(e) = email.as_ref().filter(|_| has("s5")) {
+        email::run(e, args.email_clients, args.email_messages, args.rounds).await?;
+    }
+    if let Some(e) = email.as_ref().filter(|_| has("s6")) {
+        soak::run(
+            &client,
+            [&hub_target, &poll_target, &push_target],
+            e,
+            args.soak_inflight.max(1),
+            args.soak_secs,
+            args.soak_sample_secs,
+        )
+        .await?;
+    }
     if args.scenarios.iter().any(|s| s == "pages") {
         let owner_id: uuid::Uuid = owner["user"]["id"].as_str().context("owner id")?.parse()?;
         let t = Instant::now();
@@ -536,6 +632,9 @@ async fn main() -> anyhow::Result<()> {
     }
     for t in agent_tasks {
         t.abort();
+    }
+    if let Some(e) = email {
+        e.echo.abort();
     }
     Ok(())
 }

@@ -3,10 +3,11 @@
 //! tags, prices and reputation), then times each page over loopback, one request at a time, so
 //! the figure is the server's time plus a loopback round trip.
 
+use crate::hist;
 use entities::agents;
 use sea_orm::{EntityTrait, Set};
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Inserts `n` public agents owned by `owner`.
 pub async fn seed(
@@ -92,7 +93,7 @@ pub async fn time_pages(client: &reqwest::Client, base: &str, n: usize) -> anyho
     ];
     let mut worst: f64 = 0.0;
     for page in pages {
-        let mut lat = Vec::with_capacity(n);
+        let mut lat = hist::new();
         for _ in 0..n {
             let t = Instant::now();
             let res = client.get(format!("{base}{page}")).send().await?;
@@ -101,16 +102,14 @@ pub async fn time_pages(client: &reqwest::Client, base: &str, n: usize) -> anyho
             if !status.is_success() {
                 anyhow::bail!("{page}: {status}");
             }
-            lat.push(t.elapsed());
+            hist::record(&mut lat, t.elapsed());
         }
-        lat.sort();
-        let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        let p50 = ms(lat[lat.len() / 2]);
+        let p50 = hist::ms(&lat, 0.5);
         worst = worst.max(p50);
         println!(
             "  {page:<55} p50 {p50:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms",
-            ms(lat[((lat.len() - 1) as f64 * 0.99) as usize]),
-            ms(lat[lat.len() - 1])
+            hist::ms(&lat, 0.99),
+            hist::max_ms(&lat)
         );
     }
     Ok(worst)

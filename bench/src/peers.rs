@@ -2,6 +2,7 @@
 //! the machine's `nats-server` (the broker floor: a message to a responder and back, nothing
 //! stored), and a bare WebSocket echo (the transport floor: one frame out, the same frame back).
 
+use crate::hist::{self, Hist};
 use futures_util::{SinkExt, StreamExt};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
@@ -11,7 +12,7 @@ pub async fn nats(
     url: &str,
     inflight: usize,
     secs: f64,
-) -> anyhow::Result<(Vec<Duration>, usize, Duration)> {
+) -> anyhow::Result<(Hist, usize, Duration)> {
     let responder = async_nats::connect(url).await?;
     let subject = format!("agenthub.bench.{}", uuid::Uuid::new_v4().simple());
     let mut sub = responder.subscribe(subject.clone()).await?;
@@ -30,11 +31,11 @@ pub async fn nats(
         .map(|_| {
             let (client, subject) = (client.clone(), subject.clone());
             tokio::spawn(async move {
-                let (mut lat, mut errors) = (Vec::new(), 0usize);
+                let (mut lat, mut errors) = (hist::new(), 0usize);
                 while Instant::now() < until {
                     let t = Instant::now();
                     match client.request(subject.clone(), "Hello!".into()).await {
-                        Ok(_) => lat.push(t.elapsed()),
+                        Ok(_) => hist::record(&mut lat, t.elapsed()),
                         Err(_) => errors += 1,
                     }
                 }
@@ -42,10 +43,10 @@ pub async fn nats(
             })
         })
         .collect();
-    let (mut lat, mut errors) = (Vec::new(), 0);
+    let (mut lat, mut errors) = (hist::new(), 0);
     for w in workers {
         let (l, e) = w.await?;
-        lat.extend(l);
+        hist::merge(&mut lat, &l);
         errors += e;
     }
     let elapsed = start.elapsed();
@@ -80,7 +81,7 @@ pub async fn ws_echo(
     port: u16,
     inflight: usize,
     secs: f64,
-) -> anyhow::Result<(Vec<Duration>, usize, Duration)> {
+) -> anyhow::Result<(Hist, usize, Duration)> {
     let start = Instant::now();
     let until = start + Duration::from_secs_f64(secs);
     let mut workers = Vec::new();
@@ -88,7 +89,7 @@ pub async fn ws_echo(
         let (mut ws, _) =
             tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/")).await?;
         workers.push(tokio::spawn(async move {
-            let (mut lat, mut errors) = (Vec::new(), 0usize);
+            let (mut lat, mut errors) = (hist::new(), 0usize);
             while Instant::now() < until {
                 let t = Instant::now();
                 if ws.send(Message::text("Hello!")).await.is_err() {
@@ -96,7 +97,7 @@ pub async fn ws_echo(
                     break;
                 }
                 match ws.next().await {
-                    Some(Ok(_)) => lat.push(t.elapsed()),
+                    Some(Ok(_)) => hist::record(&mut lat, t.elapsed()),
                     _ => {
                         errors += 1;
                         break;
@@ -106,10 +107,10 @@ pub async fn ws_echo(
             (lat, errors)
         }));
     }
-    let (mut lat, mut errors) = (Vec::new(), 0);
+    let (mut lat, mut errors) = (hist::new(), 0);
     for w in workers {
         let (l, e) = w.await?;
-        lat.extend(l);
+        hist::merge(&mut lat, &l);
         errors += e;
     }
     Ok((lat, errors, start.elapsed()))
