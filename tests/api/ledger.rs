@@ -67,9 +67,14 @@ async fn concurrent_reservations_never_overdraw() {
         let hub = hub.clone();
         async move {
             let txn = actors::db::begin_write(&hub.db).await.expect("begin");
-            let result =
-                actors::ledger::reserve(&hub.env, &txn, user_id, 300, &actors::ledger::Memo::default())
-                    .await;
+            let result = actors::ledger::reserve(
+                &hub.env,
+                &txn,
+                user_id,
+                300,
+                &actors::ledger::Memo::default(),
+            )
+            .await;
             match result {
                 Ok(id) => {
                     txn.commit().await.expect("commit");
@@ -112,9 +117,15 @@ async fn concurrent_reservations_never_overdraw() {
 
     // Releasing everything restores the wallet.
     let txn = actors::db::begin_write(&hub.db).await.unwrap();
-    actors::ledger::release(&hub.env, &txn, user_id, 9900, &actors::ledger::Memo::default())
-        .await
-        .unwrap();
+    actors::ledger::release(
+        &hub.env,
+        &txn,
+        user_id,
+        9900,
+        &actors::ledger::Memo::default(),
+    )
+    .await
+    .unwrap();
     txn.commit().await.unwrap();
     let (_, balance) = app.get("/api/v1/billing/balance", Some(&token)).await;
     assert_eq!(balance, json!({ "balance": 10000, "reserved": 0 }));
