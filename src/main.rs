@@ -50,6 +50,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    raise_open_file_limit();
     let app = startup::Application::build(settings).await?;
     let handle = app.handle();
     let server = actix_web::rt::spawn(app.run_until_stopped());
@@ -59,6 +60,31 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     server.await.context("server task failed")??;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Every connected agent is a socket: the common soft limit of 1,024 open files would cap the
+/// hub near a thousand agents, so the soft limit is raised to the hard one at start.
+fn raise_open_file_limit() {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return;
+            }
+            if limit.rlim_cur < limit.rlim_max {
+                let before = limit.rlim_cur;
+                limit.rlim_cur = limit.rlim_max;
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                    tracing::info!(from = before, to = limit.rlim_max, "open-file limit raised");
+                }
+            }
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
