@@ -122,13 +122,16 @@ impl Actor for PlainConn {
             }
             ctx.ping(b"agenthub");
         });
-        // Hand over what waited while the agent was away, oldest first.
+        // Hand over what waited while the agent was away, oldest first. `dispatched` tasks are
+        // offered too: one that was in flight on the stream this one replaces may not be back
+        // to `queued` yet (its actor writes that through the writer), and its actor takes the
+        // offer only if its stream is gone or superseded.
         let hub = self.hub.clone();
         let agent_id = self.agent_id;
         actix::spawn(async move {
             let queued = tasks::Entity::find()
                 .filter(tasks::Column::AgentId.eq(agent_id))
-                .filter(tasks::Column::Status.is_in(["queued", "reserved"]))
+                .filter(tasks::Column::Status.is_in(["queued", "reserved", "dispatched"]))
                 .order_by_asc(tasks::Column::JobId)
                 .all(&hub.db)
                 .await
