@@ -245,8 +245,8 @@ pub async fn settle(hub: &Hub, task_id: Uuid, outcome: Outcome) -> HubResult<tas
     match settled {
         Ok(task) => Ok(task),
         // Whatever went wrong, a task some other writer settled is an answer.
-        Err(err) => match tasks::Entity::find_by_id(task_id).one(&hub.db).await {
-            Ok(Some(task)) if FINAL.contains(&task.status.as_str()) => Ok(task),
+        Err(err) => match find(hub, task_id).await {
+            Ok(task) if FINAL.contains(&task.status.as_str()) => Ok(task),
             _ => Err(err),
         },
     }
@@ -392,12 +392,9 @@ pub async fn find(hub: &Hub, task_id: Uuid) -> HubResult<tasks::Model> {
 
 /// Whether a task is already in a final state (a database error counts as not final).
 async fn is_final(hub: &Hub, task_id: Uuid) -> bool {
-    tasks::Entity::find_by_id(task_id)
-        .one(&hub.db)
+    find(hub, task_id)
         .await
-        .ok()
-        .flatten()
-        .is_some_and(|t| FINAL.contains(&t.status.as_str()))
+        .is_ok_and(|t| FINAL.contains(&t.status.as_str()))
 }
 
 /// Settles every task a previous process left open: nothing stays reserved across a crash.
@@ -503,20 +500,7 @@ impl TaskActor {
         // Back to `queued` before the actor reads its next message, so a hand-over that
         // follows (`Attach`) cannot be overwritten by this write.
         async move {
-            let _ = hub
-                .writer
-                .run(move |txn| {
-                    Box::pin(async move {
-                        tasks::Entity::update_many()
-                            .col_expr(tasks::Column::Status, Expr::value("queued"))
-                            .filter(tasks::Column::Id.eq(task_id))
-                            .filter(tasks::Column::Status.eq("dispatched"))
-                            .exec(txn)
-                            .await?;
-                        Ok(())
-                    })
-                })
-                .await;
+            move_status(&hub, task_id, &["dispatched"], "queued").await;
             hub.registry.wake_pollers(agent_id);
         }
         .into_actor(self)
@@ -567,16 +551,27 @@ impl TaskActor {
 
 /// Marks a task handed to its agent (from `reserved` or `queued`).
 pub async fn mark_dispatched(hub: &Hub, task_id: Uuid) -> bool {
+    move_status(hub, task_id, &["reserved", "queued"], "dispatched").await
+}
+
+/// Moves an open task from one of `from` to `to` through the writer; whether it moved (a task
+/// in another state, settled meanwhile say, is left alone).
+async fn move_status(
+    hub: &Hub,
+    task_id: Uuid,
+    from: &'static [&'static str],
+    to: &'static str,
+) -> bool {
     hub.writer
         .run(move |txn| {
             Box::pin(async move {
-                let marked = tasks::Entity::update_many()
-                    .col_expr(tasks::Column::Status, Expr::value("dispatched"))
+                let moved = tasks::Entity::update_many()
+                    .col_expr(tasks::Column::Status, Expr::value(to))
                     .filter(tasks::Column::Id.eq(task_id))
-                    .filter(tasks::Column::Status.is_in(["reserved", "queued"]))
+                    .filter(tasks::Column::Status.is_in(from.iter().copied()))
                     .exec(txn)
                     .await?;
-                Ok(marked.rows_affected == 1)
+                Ok(moved.rows_affected == 1)
             })
         })
         .await

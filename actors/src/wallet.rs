@@ -28,18 +28,14 @@ pub const IDLE: Duration = Duration::from_secs(30);
 
 /// Opens a task (with its reservation, when priced) through the payer's wallet actor.
 pub async fn open(hub: &Arc<Hub>, new: NewTask) -> Result<tasks::Model, OpenError> {
-    let payer = new.payer_id;
-    for _ in 0..3 {
-        let (reply, answer) = oneshot::channel();
-        let addr = hub.registry.wallet(hub, payer);
-        addr.do_send(Movement(Op::Open(Box::new(new.clone()), reply)));
-        match answer.await {
-            Ok(result) => return result,
-            // The actor stopped before taking the message: nothing ran; ask a fresh one.
-            Err(_) => hub.registry.retire_wallet(payer, &addr),
-        }
+    match through_wallet(hub, new.payer_id, |reply| {
+        Op::Open(Box::new(new.clone()), reply)
+    })
+    .await
+    {
+        Some(result) => result,
+        None => task::open(hub, new).await,
     }
-    task::open(hub, new).await
 }
 
 /// Settles a task (charge or release) through the payer's wallet actor.
@@ -49,16 +45,34 @@ pub async fn settle(
     task_id: Uuid,
     outcome: Outcome,
 ) -> HubResult<tasks::Model> {
+    match through_wallet(hub, payer, |reply| {
+        Op::Settle(task_id, outcome.clone(), reply)
+    })
+    .await
+    {
+        Some(result) => result,
+        None => task::settle(hub, task_id, outcome).await,
+    }
+}
+
+/// Hands a movement to the user's wallet actor and waits for its result. A message that a
+/// stopping actor dropped never ran, so it is offered to a fresh actor; after three such
+/// losses `None` tells the caller to apply the movement itself.
+async fn through_wallet<T>(
+    hub: &Arc<Hub>,
+    user_id: Uuid,
+    op: impl Fn(oneshot::Sender<T>) -> Op,
+) -> Option<T> {
     for _ in 0..3 {
         let (reply, answer) = oneshot::channel();
-        let addr = hub.registry.wallet(hub, payer);
-        addr.do_send(Movement(Op::Settle(task_id, outcome.clone(), reply)));
+        let addr = hub.registry.wallet(hub, user_id);
+        addr.do_send(Movement(op(reply)));
         match answer.await {
-            Ok(result) => return result,
-            Err(_) => hub.registry.retire_wallet(payer, &addr),
+            Ok(result) => return Some(result),
+            Err(_) => hub.registry.retire_wallet(user_id, &addr),
         }
     }
-    task::settle(hub, task_id, outcome).await
+    None
 }
 
 /// A balance change to apply, with whom to tell once it is durable.
