@@ -18,19 +18,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{env_number, on_postgres};
+
 use actors::{
-    Env, Hub, HubConfig, HubError,
-    clock::{ManualClock, SeededEntropy},
+    Hub, HubConfig, HubError,
+    clock::ManualClock,
     conn::{AgentReply, ConnHandle, LocalCall},
-    db,
     gateway::{self, CallRequest},
     ledger,
     task::{self, Outcome},
 };
-use entities::{agents, tasks, users};
-use migration::{Migrator, MigratorTrait};
+use entities::{agents, tasks};
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 use tokio::{sync::mpsc, task::JoinHandle};
@@ -72,111 +74,23 @@ struct World {
     _dir: tempfile::TempDir,
 }
 
-fn on_postgres() -> bool {
-    std::env::var("AGENTHUB_TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty())
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 async fn world(seed: u64) -> World {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
-    let url = match std::env::var("AGENTHUB_TEST_DATABASE_URL") {
-        Ok(server) if !server.is_empty() => {
-            db::create_database(&server, "agenthub_t_").await.unwrap()
-        }
-        _ => format!("sqlite://{}?mode=rwc", dir.path().join("sim.db").display()),
-    };
-    let conn = db::connect(&url).await.unwrap();
-    Migrator::up(&conn, None).await.unwrap();
-    let start = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-        .unwrap()
-        .with_timezone(&chrono::Utc);
-    let clock = Arc::new(ManualClock::new(start));
-    let env = Env {
-        clock: clock.clone(),
-        entropy: Arc::new(SeededEntropy::new(seed)),
-    };
     let config = HubConfig {
         start_tokens: START,
         call_timeout: Duration::from_secs(DEADLINE_SECS as u64),
         ..HubConfig::default()
     };
-    let hub = Arc::new(Hub::start(conn, env, config).await.unwrap());
+    let (hub, clock) = common::hub(dir.path(), seed, config).await;
     let mut users_ = Vec::new();
     for i in 0..3 {
-        let id = hub.env.new_id();
-        let now = hub.env.now();
-        let txn = db::begin_write(&hub.db).await.unwrap();
-        users::Entity::insert(users::ActiveModel::from(users::Model {
-            id,
-            email: format!("u{i}@sim.example"),
-            username: format!("u{i}"),
-            username_key: format!("u{i}"),
-            display_name: format!("u{i}"),
-            password_hash: "-".into(),
-            created_at: now,
-            updated_at: now,
-        }))
-        .exec(&txn)
-        .await
-        .unwrap();
-        ledger::open_wallet(&hub, &txn, id).await.unwrap();
-        ledger::grant(&hub.env, &txn, id, START).await.unwrap();
-        txn.commit().await.unwrap();
-        users_.push(id);
+        users_.push(common::user(&hub, i, START).await);
     }
     let mut agents_ = Vec::new();
     for (i, price) in [0i64, 7, 120, 450].into_iter().enumerate() {
-        let now = hub.env.now();
-        let model = agents::Model {
-            id: hub.env.new_id(),
-            owner_id: users_[i % users_.len()],
-            name: format!("a{i}"),
-            slug: format!("agent-{i}"),
-            version: "1.0.0".into(),
-            description: "simulated".into(),
-            connection_mode: Some("websocket".into()),
-            delivery_mode: None,
-            mcp_endpoint: None,
-            endpoint: None,
-            visibility: "public".into(),
-            status: "active".into(),
-            pricing_model: if price > 0 { "per-call" } else { "free" }.into(),
-            price_per_call: price,
-            tags: json!([]),
-            tags_index: ",".into(),
-            category: "other".into(),
-            tools: None,
-            total_calls: 0,
-            completed_calls: 0,
-            failed_calls: 0,
-            total_latency_ms: 0,
-            tokens_earned: 0,
-            reputation_score: None,
-            review_count: 0,
-            rating_sum: 0,
-            checks_total: 0,
-            checks_healthy: 0,
-            last_check_healthy: None,
-            last_check_latency_ms: None,
-            last_check_at: None,
-            created_at: now,
-            updated_at: now,
-        };
-        model
-            .clone()
-            .into_active_model()
-            .insert(&hub.db)
-            .await
-            .unwrap();
+        let owner = users_[i % users_.len()];
         agents_.push(Agent {
-            model,
+            model: common::agent(&hub, i, owner, price, Some("websocket"), None).await,
             conn: None,
             held: Vec::new(),
         });
