@@ -1,6 +1,7 @@
 //! Opening the database (SQLite file by default, PostgreSQL when the URL says so) and the few
 //! helpers every module uses to write consistently on both.
 
+use crate::later::{Later, MayHoldBack};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
     DbErr, ExecResult, QueryResult, SqliteTransactionMode, Statement, TransactionOptions,
@@ -73,15 +74,32 @@ static SQLITE_WRITER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 pub struct WriteTxn {
     txn: DatabaseTransaction,
     _turn: Option<tokio::sync::MutexGuard<'static, ()>>,
+    later: Option<Later>,
 }
 
 impl WriteTxn {
-    pub async fn commit(self) -> Result<(), DbErr> {
+    /// From now on, the writes that can wait are held back until [`commit`](Self::commit)
+    /// (see [`Later`]; the group-commit writer asks for this for batches of several jobs).
+    pub fn hold_back(&mut self) {
+        self.later.get_or_insert_with(Later::default);
+    }
+
+    /// Writes what was held back, then commits.
+    pub async fn commit(mut self) -> Result<(), DbErr> {
+        if let Some(later) = self.later.take() {
+            later.flush(&self.txn).await?;
+        }
         self.txn.commit().await
     }
 
     pub async fn rollback(self) -> Result<(), DbErr> {
         self.txn.rollback().await
+    }
+}
+
+impl MayHoldBack for WriteTxn {
+    fn later(&self) -> Option<&Later> {
+        self.later.as_ref()
     }
 }
 
@@ -128,11 +146,13 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
             Ok(WriteTxn {
                 txn,
                 _turn: Some(turn),
+                later: None,
             })
         }
         _ => Ok(WriteTxn {
             txn: db.begin().await?,
             _turn: None,
+            later: None,
         }),
     }
 }

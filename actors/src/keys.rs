@@ -136,10 +136,11 @@ pub fn generate(hub: &Hub) -> NewKey {
     }
 }
 
-/// Hashes a new key (on the blocking pool). Done before opening the write transaction that
+/// Hashes a new key (on the blocking pool, with Argon2's least work: see
+/// [`passwords::KEY_PARAMS`]). Done before opening the write transaction that
 /// stores it, so no database lock is held while Argon2 runs.
 pub async fn hash(key: &NewKey) -> HubResult<String> {
-    passwords::hash(key.key.clone()).await
+    passwords::hash_key(key.key.clone()).await
 }
 
 /// Stores (or replaces) the key of an agent, with its hash from [`hash`].

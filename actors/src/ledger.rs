@@ -15,6 +15,7 @@
 use crate::{
     Env, Hub,
     error::{HubError, HubResult},
+    later::MayHoldBack,
     validate::{Page, Paged},
 };
 use chrono::{DateTime, Utc};
@@ -41,6 +42,13 @@ impl Bucket {
         match self {
             Bucket::Available => "available",
             Bucket::Reserved => "reserved",
+        }
+    }
+
+    fn column(self) -> wallets::Column {
+        match self {
+            Bucket::Available => wallets::Column::Balance,
+            Bucket::Reserved => wallets::Column::Reserved,
         }
     }
 }
@@ -103,7 +111,11 @@ struct Leg {
 /// Applies a balanced set of legs as one ledger transaction. A leg that would take a user's
 /// bucket below zero fails the whole transaction with `INSUFFICIENT_TOKENS` (the caller rolls
 /// back). Must run inside a database transaction.
-async fn post<C: ConnectionTrait>(
+///
+/// One `UPDATE … RETURNING` per wallet (both buckets of a wallet move in the same statement),
+/// so a reservation or a release is one statement; the transaction row and its entries are
+/// inserted at once, or held back to the end of a group transaction ([`MayHoldBack`]).
+async fn post<C: MayHoldBack>(
     env: &Env,
     conn: &C,
     kind: &str,
@@ -122,53 +134,55 @@ async fn post<C: ConnectionTrait>(
     }
     let now = env.now();
     let tx_id = env.new_id();
-    ledger_transactions::Entity::insert(ledger_transactions::ActiveModel {
-        id: Set(tx_id),
-        kind: Set(kind.to_string()),
-        task_id: Set(memo.task_id),
-        agent_id: Set(memo.agent_id),
-        request_id: Set(memo.request_id.clone()),
-        created_at: Set(now),
-    })
-    .exec(conn)
-    .await?;
     // Lock wallets in one global order (by id), so two transactions moving tokens between
     // the same wallets in opposite directions cannot deadlock on PostgreSQL. Each update
     // returns the wallet as it now is (one statement instead of an update and a read).
-    let mut ordered: Vec<&Leg> = legs.iter().collect();
-    ordered.sort_by_key(|l| l.wallet);
-    let mut after: Vec<(&Leg, wallets::Model)> = Vec::with_capacity(legs.len());
-    for leg in ordered {
-        let column = match leg.bucket {
-            Bucket::Available => wallets::Column::Balance,
-            Bucket::Reserved => wallets::Column::Reserved,
-        };
+    let mut touched: Vec<Uuid> = legs.iter().map(|l| l.wallet).collect();
+    touched.sort();
+    touched.dedup();
+    let mut after: Vec<wallets::Model> = Vec::with_capacity(touched.len());
+    for wallet_id in touched {
         let mut update = wallets::Entity::update_many()
-            .col_expr(column, Expr::col(column).add(leg.amount))
             .col_expr(wallets::Column::UpdatedAt, Expr::value(now))
-            .filter(wallets::Column::Id.eq(leg.wallet));
-        if leg.amount < 0 && leg.wallet != SYSTEM_WALLET {
-            update = update.filter(column.gte(-leg.amount));
+            .filter(wallets::Column::Id.eq(wallet_id));
+        let mut needed: i64 = 0;
+        for bucket in [Bucket::Available, Bucket::Reserved] {
+            let delta: i64 = legs
+                .iter()
+                .filter(|l| l.wallet == wallet_id && l.bucket == bucket)
+                .map(|l| l.amount)
+                .sum();
+            if delta == 0 {
+                continue;
+            }
+            let column = bucket.column();
+            update = update.col_expr(column, Expr::col(column).add(delta));
+            if delta < 0 && wallet_id != SYSTEM_WALLET {
+                update = update.filter(column.gte(-delta));
+                needed = std::cmp::max(needed, -delta);
+            }
         }
         let Some(wallet) = update.exec_with_returning(conn).await?.into_iter().next() else {
-            let available = wallets::Entity::find_by_id(leg.wallet)
+            let available = wallets::Entity::find_by_id(wallet_id)
                 .one(conn)
                 .await?
                 .map(|w| w.balance)
                 .unwrap_or(0);
-            return Err(HubError::insufficient_tokens(-leg.amount, available));
+            return Err(HubError::insufficient_tokens(needed, available));
         };
-        after.push((leg, wallet));
+        after.push(wallet);
     }
-    // Every entry records its bucket after its own leg, and the wallet's spendable balance
-    // once the whole transaction is applied.
-    let entries = after.iter().map(|(leg, wallet)| {
-        let available_after = after
-            .iter()
-            .rev()
-            .find(|(other, _)| other.wallet == leg.wallet)
-            .map_or(wallet.balance, |(_, last)| last.balance);
-        ledger_entries::ActiveModel {
+    // Every entry records its bucket and the wallet's spendable balance once the whole
+    // transaction is applied.
+    let mut entries = Vec::with_capacity(legs.len());
+    for leg in legs {
+        let Some(wallet) = after.iter().find(|w| w.id == leg.wallet) else {
+            return Err(HubError::Internal(anyhow::anyhow!(
+                "wallet {} not updated",
+                leg.wallet
+            )));
+        };
+        entries.push(ledger_entries::ActiveModel {
             transaction_id: Set(tx_id),
             wallet_id: Set(leg.wallet),
             bucket: Set(leg.bucket.as_str().into()),
@@ -177,19 +191,35 @@ async fn post<C: ConnectionTrait>(
                 Bucket::Available => wallet.balance,
                 Bucket::Reserved => wallet.reserved,
             }),
-            available_after: Set(available_after),
+            available_after: Set(wallet.balance),
             created_at: Set(now),
             ..Default::default()
+        });
+    }
+    let transaction = ledger_transactions::ActiveModel {
+        id: Set(tx_id),
+        kind: Set(kind.to_string()),
+        task_id: Set(memo.task_id),
+        agent_id: Set(memo.agent_id),
+        request_id: Set(memo.request_id.clone()),
+        created_at: Set(now),
+    };
+    match conn.later() {
+        Some(later) => later.ledger(transaction, entries),
+        None => {
+            ledger_transactions::Entity::insert(transaction)
+                .exec(conn)
+                .await?;
+            ledger_entries::Entity::insert_many(entries)
+                .exec(conn)
+                .await?;
         }
-    });
-    ledger_entries::Entity::insert_many(entries)
-        .exec(conn)
-        .await?;
+    }
     Ok(tx_id)
 }
 
 /// Grants tokens from the system wallet (the start bonus).
-pub async fn grant<C: ConnectionTrait>(
+pub async fn grant<C: MayHoldBack>(
     env: &Env,
     conn: &C,
     user_id: Uuid,
@@ -212,7 +242,7 @@ pub async fn grant<C: ConnectionTrait>(
 
 /// Holds `amount` of the payer's spendable tokens for a call; `INSUFFICIENT_TOKENS` if the
 /// balance does not cover it.
-pub async fn reserve<C: ConnectionTrait>(
+pub async fn reserve<C: MayHoldBack>(
     env: &Env,
     conn: &C,
     payer: Uuid,
@@ -235,7 +265,7 @@ pub async fn reserve<C: ConnectionTrait>(
 }
 
 /// Pays a reservation to the payee (the agent's owner).
-pub async fn charge<C: ConnectionTrait>(
+pub async fn charge<C: MayHoldBack>(
     env: &Env,
     conn: &C,
     payer: Uuid,
@@ -259,7 +289,7 @@ pub async fn charge<C: ConnectionTrait>(
 }
 
 /// Returns a reservation to the payer.
-pub async fn release<C: ConnectionTrait>(
+pub async fn release<C: MayHoldBack>(
     env: &Env,
     conn: &C,
     payer: Uuid,

@@ -14,6 +14,7 @@ pub mod error;
 pub mod gateway;
 pub mod health;
 pub mod keys;
+pub mod later;
 pub mod leaderboards;
 pub mod ledger;
 pub mod mail;

@@ -12,6 +12,7 @@ use crate::{
     conn::{AgentReply, ConnError, ConnHandle},
     db,
     error::{HubError, HubResult},
+    later::{CallStats, MayHoldBack},
     ledger::{self, Memo},
     reputation,
 };
@@ -117,9 +118,13 @@ pub async fn open(hub: &Hub, new: NewTask) -> Result<tasks::Model, OpenError> {
                     task.reserve_tx =
                         Some(ledger::reserve(&env, txn, new.payer_id, new.price, &memo).await?);
                 }
-                tasks::Entity::insert(tasks::ActiveModel::from(task.clone()))
-                    .exec(txn)
-                    .await?;
+                let row = tasks::ActiveModel::from(task.clone());
+                match txn.later() {
+                    Some(later) => later.task(row),
+                    None => {
+                        tasks::Entity::insert(row).exec(txn).await?;
+                    }
+                }
                 store_request_id(txn, &new, key_id, task.id, task.created_at).await?;
                 Ok(task)
             })
@@ -134,7 +139,7 @@ pub async fn open(hub: &Hub, new: NewTask) -> Result<tasks::Model, OpenError> {
 
 /// Points the `(payer, requestId)` key at the new task: a new key, or the key of the refunded
 /// attempt this one retries. Another request that got there first is the [`RACED`] error.
-async fn store_request_id<C: ConnectionTrait>(
+async fn store_request_id<C: MayHoldBack>(
     conn: &C,
     new: &NewTask,
     key_id: Uuid,
@@ -156,7 +161,11 @@ async fn store_request_id<C: ConnectionTrait>(
                 task_id: Set(task_id),
                 created_at: Set(now),
             };
-            if let Err(err) = idempotency_keys::Entity::insert(key).exec(conn).await {
+            if let Some(later) = conn.later() {
+                // A key another job inserted first fails the flush; the batch then runs job by
+                // job, and this job, alone, inserts at once and gets RACED below.
+                later.idempotency_key(key);
+            } else if let Err(err) = idempotency_keys::Entity::insert(key).exec(conn).await {
                 return Err(if db::is_unique_violation(&err) {
                     raced()
                 } else {
@@ -253,7 +262,7 @@ pub async fn settle(hub: &Hub, task_id: Uuid, outcome: Outcome) -> HubResult<tas
 }
 
 /// [`settle`]'s writes, inside the caller's transaction.
-async fn settle_in<C: ConnectionTrait>(
+async fn settle_in<C: MayHoldBack>(
     env: &Env,
     txn: &C,
     task_id: Uuid,
@@ -320,31 +329,31 @@ async fn settle_in<C: ConnectionTrait>(
         )));
     }
     if task.source != "test" {
-        record_stats(env, txn, &task, completed, duration_ms).await?;
+        let stats = CallStats::one(completed, duration_ms, task.price, now);
+        match txn.later() {
+            Some(later) => later.stats(task.agent_id, stats),
+            None => add_call_stats(txn, task.agent_id, stats).await?,
+        }
     }
     Ok(settled)
 }
 
-/// Counts a settled call for the agent's reputation and leaderboards.
-async fn record_stats<C: ConnectionTrait>(
-    env: &Env,
+/// Adds settled calls to the agent's counters for reputation and leaderboards, and stores
+/// its new reputation score (one call's, or a whole group transaction's for one agent).
+pub(crate) async fn add_call_stats<C: ConnectionTrait>(
     conn: &C,
-    task: &tasks::Model,
-    completed: bool,
-    duration_ms: i64,
+    agent_id: Uuid,
+    stats: CallStats,
 ) -> HubResult<()> {
-    let Some(agent) = agents::Entity::find_by_id(task.agent_id).one(conn).await? else {
+    let Some(agent) = agents::Entity::find_by_id(agent_id).one(conn).await? else {
         return Ok(()); // deleted meanwhile
     };
     let mut next = agent.clone();
-    next.total_calls += 1;
-    if completed {
-        next.completed_calls += 1;
-        next.total_latency_ms += duration_ms;
-        next.tokens_earned += task.price;
-    } else {
-        next.failed_calls += 1;
-    }
+    next.total_calls += stats.calls;
+    next.completed_calls += stats.completed;
+    next.failed_calls += stats.failed;
+    next.total_latency_ms += stats.latency_ms;
+    next.tokens_earned += stats.earned;
     let mut active = agent.into_active_model();
     active.total_calls = Set(next.total_calls);
     active.completed_calls = Set(next.completed_calls);
@@ -352,7 +361,9 @@ async fn record_stats<C: ConnectionTrait>(
     active.total_latency_ms = Set(next.total_latency_ms);
     active.tokens_earned = Set(next.tokens_earned);
     active.reputation_score = Set(reputation::stored_score(&reputation::Inputs::of(&next)));
-    active.updated_at = Set(env.now());
+    if let Some(at) = stats.at {
+        active.updated_at = Set(at);
+    }
     active.update(conn).await?;
     Ok(())
 }

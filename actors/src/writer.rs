@@ -14,6 +14,10 @@
 //! without them; if any job fails, the whole transaction is rolled back and each job runs again
 //! alone, in a transaction of its own. Jobs are therefore written to be run more than once
 //! (they only write to the database; their result is delivered once, at the end).
+//!
+//! In a batch of several jobs, the writes no job reads back (inserts, counters) are held back
+//! and written together just before the commit ([`crate::later`]): a few statements per
+//! batch instead of several per call. A failure there splits the batch like any other.
 
 use crate::{
     db::{self, WriteTxn},
@@ -165,7 +169,11 @@ async fn commit_batch(db: &DatabaseConnection, mut batch: Vec<Box<dyn Job>>, sta
 
 /// One transaction over `jobs`: committed when every job succeeded, else rolled back.
 async fn attempt(db: &DatabaseConnection, jobs: &mut [Box<dyn Job>]) -> Result<(), String> {
-    let txn = db::begin_write(db).await.map_err(|e| e.to_string())?;
+    let mut txn = db::begin_write(db).await.map_err(|e| e.to_string())?;
+    if jobs.len() > 1 {
+        // A job alone holds nothing back, so a failure at the flush is always its own.
+        txn.hold_back();
+    }
     for job in jobs.iter_mut() {
         if !job.run(&txn).await {
             let _ = txn.rollback().await;

@@ -1,0 +1,148 @@
+//! Writes held back to the end of a group transaction.
+//!
+//! Why: in a batch of the group-commit [`writer`](crate::writer), every statement is a round
+//! trip to the database (through sqlx's SQLite worker thread, or over the network to
+//! PostgreSQL), and that, not SQLite itself, is what a call's writes cost. Most of a call's
+//! statements are inserts nothing in the same transaction reads back (the task row, its
+//! idempotency key, ledger transactions and entries) or counters several calls of the batch
+//! add to (an agent's statistics). Those are collected here while the batch's jobs run and
+//! written just before the commit: one multi-row insert per table and one update per agent
+//! for the whole batch, instead of several statements per call. What a job must see at once
+//! (a wallet's balance after its reservation, whether a task is still open) stays inline.
+//!
+//! Held-back writes can fail only at the flush (a `requestId` that another job of the same
+//! batch, or another process, inserted first). Then the whole batch rolls back and the writer
+//! runs each job alone, in a transaction of its own that holds nothing back, so the failing
+//! job gets its own error and nothing of it stays (see `writer`).
+
+use chrono::{DateTime, Utc};
+use entities::{idempotency_keys, ledger_entries, ledger_transactions, tasks};
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use uuid::Uuid;
+
+/// Rows per multi-row insert: far under SQLite's (32,766) and PostgreSQL's (65,535) limits on
+/// bound parameters for the widest row (a task, ~20 columns).
+const ROWS_PER_INSERT: usize = 200;
+
+/// The writes held back by one group transaction.
+#[derive(Default)]
+pub struct Later {
+    held: Mutex<Held>,
+}
+
+#[derive(Default)]
+struct Held {
+    transactions: Vec<ledger_transactions::ActiveModel>,
+    entries: Vec<ledger_entries::ActiveModel>,
+    tasks: Vec<tasks::ActiveModel>,
+    keys: Vec<idempotency_keys::ActiveModel>,
+    /// By agent id: a stable order, so concurrent PostgreSQL flushes lock agents alike.
+    stats: BTreeMap<Uuid, CallStats>,
+}
+
+/// Settled calls to add to an agent's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallStats {
+    pub calls: i64,
+    pub completed: i64,
+    pub failed: i64,
+    pub latency_ms: i64,
+    pub earned: i64,
+    /// When the last of them settled (the agent's `updated_at`).
+    pub at: Option<DateTime<Utc>>,
+}
+
+impl CallStats {
+    /// One settled call.
+    pub fn one(completed: bool, latency_ms: i64, price: i64, at: DateTime<Utc>) -> Self {
+        Self {
+            calls: 1,
+            completed: completed.into(),
+            failed: (!completed).into(),
+            latency_ms: if completed { latency_ms } else { 0 },
+            earned: if completed { price } else { 0 },
+            at: Some(at),
+        }
+    }
+
+    fn add(&mut self, other: CallStats) {
+        self.calls += other.calls;
+        self.completed += other.completed;
+        self.failed += other.failed;
+        self.latency_ms += other.latency_ms;
+        self.earned += other.earned;
+        self.at = self.at.max(other.at);
+    }
+}
+
+impl Later {
+    fn with<R>(&self, f: impl FnOnce(&mut Held) -> R) -> R {
+        // A panic elsewhere cannot leave these vectors half-pushed; keep going.
+        f(&mut self.held.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn ledger(
+        &self,
+        transaction: ledger_transactions::ActiveModel,
+        entries: impl IntoIterator<Item = ledger_entries::ActiveModel>,
+    ) {
+        self.with(|h| {
+            h.transactions.push(transaction);
+            h.entries.extend(entries);
+        });
+    }
+
+    pub fn task(&self, task: tasks::ActiveModel) {
+        self.with(|h| h.tasks.push(task));
+    }
+
+    pub fn idempotency_key(&self, key: idempotency_keys::ActiveModel) {
+        self.with(|h| h.keys.push(key));
+    }
+
+    pub fn stats(&self, agent_id: Uuid, stats: CallStats) {
+        self.with(|h| h.stats.entry(agent_id).or_default().add(stats));
+    }
+
+    /// Writes everything held, in an order the foreign keys accept (a ledger transaction
+    /// before its entries).
+    pub async fn flush<C: ConnectionTrait>(self, conn: &C) -> Result<(), DbErr> {
+        let held = self.held.into_inner().unwrap_or_else(|e| e.into_inner());
+        insert_all::<ledger_transactions::Entity, _>(conn, held.transactions).await?;
+        insert_all::<ledger_entries::Entity, _>(conn, held.entries).await?;
+        insert_all::<tasks::Entity, _>(conn, held.tasks).await?;
+        insert_all::<idempotency_keys::Entity, _>(conn, held.keys).await?;
+        for (agent_id, stats) in held.stats {
+            crate::task::add_call_stats(conn, agent_id, stats)
+                .await
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+async fn insert_all<E, C>(conn: &C, rows: Vec<E::ActiveModel>) -> Result<(), DbErr>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_INSERT).collect();
+        E::insert_many(chunk).exec_without_returning(conn).await?;
+    }
+    Ok(())
+}
+
+/// A connection whose writes may be held back until its commit ([`Later`]); only a group
+/// transaction of more than one job holds any back.
+pub trait MayHoldBack: ConnectionTrait {
+    fn later(&self) -> Option<&Later> {
+        None
+    }
+}
+
+impl MayHoldBack for sea_orm::DatabaseConnection {}
+impl MayHoldBack for sea_orm::DatabaseTransaction {}
