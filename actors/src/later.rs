@@ -10,6 +10,13 @@
 //! for the whole batch, instead of several statements per call. What a job must see at once
 //! (a wallet's balance after its reservation, whether a task is still open) stays inline.
 //!
+//! Wallets follow the same idea. The first movement of a wallet in a group transaction is an
+//! inline `UPDATE … RETURNING` (which checks the balance and, on PostgreSQL, locks the row;
+//! SQLite's write lock covers the whole transaction anyway). From then on nobody else can
+//! change that wallet until the commit, so its exact state is known here: the next movements
+//! of the batch are checked and applied in memory, their entries get exact balances, and one
+//! `UPDATE` at the flush adds them all.
+//!
 //! Held-back writes can fail only at the flush (a `requestId` that another job of the same
 //! batch, or another process, inserted first). Then the whole batch rolls back and the writer
 //! runs each job alone, in a transaction of its own that holds nothing back, so the failing
@@ -40,6 +47,24 @@ struct Held {
     keys: Vec<idempotency_keys::ActiveModel>,
     /// By agent id: a stable order, so concurrent PostgreSQL flushes lock agents alike.
     stats: BTreeMap<Uuid, CallStats>,
+    /// Wallets this transaction has moved (and so holds), with what is still to be written.
+    wallets: BTreeMap<Uuid, HeldWallet>,
+}
+
+/// A wallet's two buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalletState {
+    pub balance: i64,
+    pub reserved: i64,
+}
+
+struct HeldWallet {
+    /// As this transaction has left it so far (written and held back).
+    state: WalletState,
+    /// Held back: to add at the flush.
+    balance: i64,
+    reserved: i64,
+    at: Option<DateTime<Utc>>,
 }
 
 /// Settled calls to add to an agent's counters.
@@ -106,10 +131,54 @@ impl Later {
         self.with(|h| h.stats.entry(agent_id).or_default().add(stats));
     }
 
+    /// The wallet as this transaction has left it, if it has already moved it (and so holds
+    /// its row: see the module doc); `None` means the next movement must be written inline.
+    pub fn wallet(&self, id: Uuid) -> Option<WalletState> {
+        self.with(|h| h.wallets.get(&id).map(|w| w.state))
+    }
+
+    /// Records the state an inline movement left the wallet in.
+    pub fn wallet_written(&self, id: Uuid, state: WalletState) {
+        self.with(|h| {
+            let held = h.wallets.entry(id).or_insert(HeldWallet {
+                state,
+                balance: 0,
+                reserved: 0,
+                at: None,
+            });
+            held.state = state;
+        });
+    }
+
+    /// Holds back a movement of a wallet this transaction already holds (the caller checked
+    /// it against [`wallet`](Self::wallet)); returns the wallet's new state.
+    pub fn move_wallet(
+        &self,
+        id: Uuid,
+        balance: i64,
+        reserved: i64,
+        at: DateTime<Utc>,
+    ) -> Option<WalletState> {
+        self.with(|h| {
+            let held = h.wallets.get_mut(&id)?;
+            held.state.balance += balance;
+            held.state.reserved += reserved;
+            held.balance += balance;
+            held.reserved += reserved;
+            held.at = held.at.max(Some(at));
+            Some(held.state)
+        })
+    }
+
     /// Writes everything held, in an order the foreign keys accept (a ledger transaction
     /// before its entries).
     pub async fn flush<C: ConnectionTrait>(self, conn: &C) -> Result<(), DbErr> {
         let held = self.held.into_inner().unwrap_or_else(|e| e.into_inner());
+        for (id, wallet) in held.wallets {
+            if let Some(at) = wallet.at {
+                crate::ledger::add_to_wallet(conn, id, wallet.balance, wallet.reserved, at).await?;
+            }
+        }
         insert_all::<ledger_transactions::Entity, _>(conn, held.transactions).await?;
         insert_all::<ledger_entries::Entity, _>(conn, held.entries).await?;
         insert_all::<tasks::Entity, _>(conn, held.tasks).await?;

@@ -15,7 +15,7 @@
 use crate::{
     Env, Hub,
     error::{HubError, HubResult},
-    later::MayHoldBack,
+    later::{MayHoldBack, WalletState},
     validate::{Page, Paged},
 };
 use chrono::{DateTime, Utc};
@@ -140,43 +140,48 @@ async fn post<C: MayHoldBack>(
     let mut touched: Vec<Uuid> = legs.iter().map(|l| l.wallet).collect();
     touched.sort();
     touched.dedup();
-    let mut after: Vec<wallets::Model> = Vec::with_capacity(touched.len());
+    let mut after: Vec<(Uuid, WalletState)> = Vec::with_capacity(touched.len());
     for wallet_id in touched {
-        let mut update = wallets::Entity::update_many()
-            .col_expr(wallets::Column::UpdatedAt, Expr::value(now))
-            .filter(wallets::Column::Id.eq(wallet_id));
-        let mut needed: i64 = 0;
-        for bucket in [Bucket::Available, Bucket::Reserved] {
-            let delta: i64 = legs
-                .iter()
+        let delta = |bucket: Bucket| -> i64 {
+            legs.iter()
                 .filter(|l| l.wallet == wallet_id && l.bucket == bucket)
                 .map(|l| l.amount)
-                .sum();
-            if delta == 0 {
-                continue;
-            }
-            let column = bucket.column();
-            update = update.col_expr(column, Expr::col(column).add(delta));
-            if delta < 0 && wallet_id != SYSTEM_WALLET {
-                update = update.filter(column.gte(-delta));
-                needed = std::cmp::max(needed, -delta);
-            }
-        }
-        let Some(wallet) = update.exec_with_returning(conn).await?.into_iter().next() else {
-            let available = wallets::Entity::find_by_id(wallet_id)
-                .one(conn)
-                .await?
-                .map(|w| w.balance)
-                .unwrap_or(0);
-            return Err(HubError::insufficient_tokens(needed, available));
+                .sum()
         };
-        after.push(wallet);
+        let (d_balance, d_reserved) = (delta(Bucket::Available), delta(Bucket::Reserved));
+        let needed = std::cmp::max(std::cmp::max(-d_balance, -d_reserved), 0);
+        let held = conn
+            .later()
+            .and_then(|later| Some((later, later.wallet(wallet_id)?)));
+        let state = match held {
+            // Already moved (and so held) by this group transaction: checked and applied in
+            // memory, written at the flush.
+            Some((later, state)) => {
+                let overdrawn = (d_balance < 0 && state.balance + d_balance < 0)
+                    || (d_reserved < 0 && state.reserved + d_reserved < 0);
+                if overdrawn && wallet_id != SYSTEM_WALLET {
+                    return Err(HubError::insufficient_tokens(needed, state.balance));
+                }
+                later
+                    .move_wallet(wallet_id, d_balance, d_reserved, now)
+                    .ok_or_else(|| HubError::Internal(anyhow::anyhow!("wallet not held")))?
+            }
+            None => {
+                let state =
+                    update_wallet(conn, wallet_id, d_balance, d_reserved, now, needed).await?;
+                if let Some(later) = conn.later() {
+                    later.wallet_written(wallet_id, state);
+                }
+                state
+            }
+        };
+        after.push((wallet_id, state));
     }
     // Every entry records its bucket and the wallet's spendable balance once the whole
     // transaction is applied.
     let mut entries = Vec::with_capacity(legs.len());
     for leg in legs {
-        let Some(wallet) = after.iter().find(|w| w.id == leg.wallet) else {
+        let Some((_, wallet)) = after.iter().find(|(id, _)| *id == leg.wallet) else {
             return Err(HubError::Internal(anyhow::anyhow!(
                 "wallet {} not updated",
                 leg.wallet
@@ -216,6 +221,73 @@ async fn post<C: MayHoldBack>(
         }
     }
     Ok(tx_id)
+}
+
+/// Moves a wallet's buckets by the deltas in one `UPDATE … RETURNING`, refusing to take a
+/// user's bucket below zero (`INSUFFICIENT_TOKENS`, with `needed` as the amount asked for).
+async fn update_wallet<C: ConnectionTrait>(
+    conn: &C,
+    wallet_id: Uuid,
+    d_balance: i64,
+    d_reserved: i64,
+    now: DateTime<Utc>,
+    needed: i64,
+) -> HubResult<WalletState> {
+    let mut update = wallets::Entity::update_many()
+        .col_expr(wallets::Column::UpdatedAt, Expr::value(now))
+        .filter(wallets::Column::Id.eq(wallet_id));
+    for (bucket, delta) in [
+        (Bucket::Available, d_balance),
+        (Bucket::Reserved, d_reserved),
+    ] {
+        if delta == 0 {
+            continue;
+        }
+        let column = bucket.column();
+        update = update.col_expr(column, Expr::col(column).add(delta));
+        if delta < 0 && wallet_id != SYSTEM_WALLET {
+            update = update.filter(column.gte(-delta));
+        }
+    }
+    match update.exec_with_returning(conn).await?.into_iter().next() {
+        Some(wallet) => Ok(WalletState {
+            balance: wallet.balance,
+            reserved: wallet.reserved,
+        }),
+        None => {
+            let available = wallets::Entity::find_by_id(wallet_id)
+                .one(conn)
+                .await?
+                .map(|w| w.balance)
+                .unwrap_or(0);
+            Err(HubError::insufficient_tokens(needed, available))
+        }
+    }
+}
+
+/// Adds held-back movements to a wallet (the flush of a group transaction, see
+/// [`crate::later`]); they were checked against the wallet's exact state when they were held.
+pub(crate) async fn add_to_wallet<C: ConnectionTrait>(
+    conn: &C,
+    wallet_id: Uuid,
+    d_balance: i64,
+    d_reserved: i64,
+    at: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    wallets::Entity::update_many()
+        .col_expr(
+            wallets::Column::Balance,
+            Expr::col(wallets::Column::Balance).add(d_balance),
+        )
+        .col_expr(
+            wallets::Column::Reserved,
+            Expr::col(wallets::Column::Reserved).add(d_reserved),
+        )
+        .col_expr(wallets::Column::UpdatedAt, Expr::value(at))
+        .filter(wallets::Column::Id.eq(wallet_id))
+        .exec(conn)
+        .await?;
+    Ok(())
 }
 
 /// Grants tokens from the system wallet (the start bonus).

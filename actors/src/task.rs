@@ -243,12 +243,32 @@ impl Outcome {
 /// next group transaction. Returns the task as stored; if it was already final, nothing
 /// changes and the stored task is returned.
 pub async fn settle(hub: &Hub, task_id: Uuid, outcome: Outcome) -> HubResult<tasks::Model> {
+    settle_with(hub, task_id, None, outcome).await
+}
+
+/// [`settle`] for a caller that holds the task as it was opened (its task actor): what a
+/// settlement needs of it (payer, payee, price, start) never changes after the open, so the
+/// row is not read again; the final-state update alone tells whether it was still open.
+pub async fn settle_known(
+    hub: &Hub,
+    task: tasks::Model,
+    outcome: Outcome,
+) -> HubResult<tasks::Model> {
+    settle_with(hub, task.id, Some(task), outcome).await
+}
+
+async fn settle_with(
+    hub: &Hub,
+    task_id: Uuid,
+    known: Option<tasks::Model>,
+    outcome: Outcome,
+) -> HubResult<tasks::Model> {
     let env = hub.env.clone();
     let settled = hub
         .writer
         .run(move |txn| {
-            let (env, outcome) = (env.clone(), outcome.clone());
-            Box::pin(async move { settle_in(&env, txn, task_id, outcome).await })
+            let (env, known, outcome) = (env.clone(), known.clone(), outcome.clone());
+            Box::pin(async move { settle_in(&env, txn, task_id, known, outcome).await })
         })
         .await;
     match settled {
@@ -266,21 +286,28 @@ async fn settle_in<C: MayHoldBack>(
     env: &Env,
     txn: &C,
     task_id: Uuid,
+    known: Option<tasks::Model>,
     outcome: Outcome,
 ) -> HubResult<tasks::Model> {
     let now = env.now();
-    // The row is locked for the rest of the transaction (PostgreSQL; SQLite's write lock
-    // already serialises writers), so a second outcome racing this one in another process
-    // waits here and then finds the task final, instead of trying to move a reservation that
-    // is already gone.
-    let task = tasks::Entity::find_by_id(task_id)
-        .lock_exclusive()
-        .one(txn)
-        .await?
-        .ok_or_else(|| HubError::not_found("Task"))?;
-    if FINAL.contains(&task.status.as_str()) {
-        return Ok(task);
-    }
+    let task = match known {
+        Some(task) => task,
+        None => {
+            // The row is locked for the rest of the transaction (PostgreSQL; SQLite's write
+            // lock already serialises writers), so a second outcome racing this one in
+            // another process waits here and then finds the task final, instead of trying
+            // to move a reservation that is already gone.
+            let task = tasks::Entity::find_by_id(task_id)
+                .lock_exclusive()
+                .one(txn)
+                .await?
+                .ok_or_else(|| HubError::not_found("Task"))?;
+            if FINAL.contains(&task.status.as_str()) {
+                return Ok(task);
+            }
+            task
+        }
+    };
     let memo = Memo {
         task_id: Some(task.id),
         agent_id: Some(task.agent_id),
@@ -322,8 +349,9 @@ async fn settle_in<C: MayHoldBack>(
         .exec(txn)
         .await?;
     if updated.rows_affected != 1 {
-        // Settled between our read and our write (only possible without the row lock): the
-        // writer rolls our legs back and runs this again, which then finds the task final.
+        // Already final (settled by another outcome, or between our read and our write): the
+        // job fails, so the writer rolls our legs back, and `settle_with` answers with the
+        // task as the other outcome left it.
         return Err(HubError::Internal(anyhow::anyhow!(
             "task {task_id} was settled concurrently"
         )));
@@ -467,8 +495,8 @@ impl TaskActor {
         }
         self.settling = true;
         let hub = self.hub.clone();
-        let (task_id, payer) = (self.task.id, self.task.payer_id);
-        async move { crate::wallet::settle(&hub, payer, task_id, outcome).await }
+        let task = self.task.clone();
+        async move { crate::wallet::settle(&hub, task, outcome).await }
             .into_actor(self)
             .map(|result, act, ctx| {
                 if let Err(err) = &result {

@@ -41,17 +41,16 @@ pub async fn open(hub: &Arc<Hub>, new: NewTask) -> Result<tasks::Model, OpenErro
 /// Settles a task (charge or release) through the payer's wallet actor.
 pub async fn settle(
     hub: &Arc<Hub>,
-    payer: Uuid,
-    task_id: Uuid,
+    task: tasks::Model,
     outcome: Outcome,
 ) -> HubResult<tasks::Model> {
-    match through_wallet(hub, payer, |reply| {
-        Op::Settle(task_id, outcome.clone(), reply)
+    match through_wallet(hub, task.payer_id, |reply| {
+        Op::Settle(Box::new(task.clone()), outcome.clone(), reply)
     })
     .await
     {
         Some(result) => result,
-        None => task::settle(hub, task_id, outcome).await,
+        None => task::settle_known(hub, task, outcome).await,
     }
 }
 
@@ -81,7 +80,11 @@ enum Op {
         Box<NewTask>,
         oneshot::Sender<Result<tasks::Model, OpenError>>,
     ),
-    Settle(Uuid, Outcome, oneshot::Sender<HubResult<tasks::Model>>),
+    Settle(
+        Box<tasks::Model>,
+        Outcome,
+        oneshot::Sender<HubResult<tasks::Model>>,
+    ),
 }
 
 #[derive(Message)]
@@ -147,8 +150,8 @@ async fn apply(hub: &Hub, op: Op) {
         Op::Open(new, reply) => {
             let _ = reply.send(task::open(hub, *new).await);
         }
-        Op::Settle(task_id, outcome, reply) => {
-            let _ = reply.send(task::settle(hub, task_id, outcome).await);
+        Op::Settle(task, outcome, reply) => {
+            let _ = reply.send(task::settle_known(hub, *task, outcome).await);
         }
     }
 }

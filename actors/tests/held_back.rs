@@ -167,3 +167,55 @@ async fn a_request_id_raced_inside_one_batch_fails_only_the_later_job() {
     assert_eq!(balance(&hub, payer).await, (1000 - 55 * PRICE, 55 * PRICE));
     assert_balanced(&hub).await;
 }
+
+#[actix_rt::test]
+async fn a_wallet_moved_twice_in_one_batch_is_checked_in_memory_and_never_overdrawn() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, _clock) = common::hub(dir.path(), 3, HubConfig::default()).await;
+    let payer = common::user(&hub, 0, 12).await;
+    let owner = common::user(&hub, 1, 0).await;
+    let agent = common::agent(&hub, 0, owner, PRICE, None, Some("poll")).await;
+
+    // Five opens at 5 tokens against 12, queued before the writer runs: one batch, where the
+    // first moves the wallet inline and the others are checked against its state in memory.
+    let results =
+        join_all((0..5).map(|i| task::open(&hub, new_task(payer, &agent, &format!("r{i}"))))).await;
+    let mut opened = Vec::new();
+    let mut refused = 0;
+    for result in results {
+        match result {
+            Ok(task) => opened.push(task),
+            Err(OpenError::Hub(e)) => {
+                assert!(format!("{e:?}").contains("INSUFFICIENT_TOKENS"), "{e:?}");
+                refused += 1;
+            }
+            Err(OpenError::Raced) => panic!("distinct requestIds raced"),
+        }
+    }
+    assert_eq!((opened.len(), refused), (2, 3));
+    assert_eq!(balance(&hub, payer).await, (2, 10));
+
+    // Settle both in one batch: the payer's wallet moves twice more, the owner's twice.
+    join_all(
+        opened
+            .iter()
+            .map(|t| task::settle(&hub, t.id, Outcome::Completed(json!({})))),
+    )
+    .await
+    .into_iter()
+    .for_each(|r| assert!(r.is_ok(), "{r:?}"));
+    assert_eq!(balance(&hub, payer).await, (2, 0));
+    assert_eq!(balance(&hub, owner).await, (10, 0));
+    // Each entry carries the exact running balance, as if the movements ran one by one.
+    let owner_after: Vec<i64> = ledger_entries::Entity::find()
+        .filter(ledger_entries::Column::WalletId.eq(owner))
+        .all(&hub.db)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.amount > 0)
+        .map(|e| e.available_after)
+        .collect();
+    assert_eq!(owner_after, vec![5, 10]);
+    assert_balanced(&hub).await;
+}

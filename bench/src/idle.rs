@@ -178,7 +178,7 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-/// `n` websocket agents of `owner`, each with its own key (hashed with the hub's Argon2id, a
+/// `n` websocket agents of `owner`, each with its own key (hashed as the hub hashes keys, a
 /// few at a time); returns the keys.
 async fn seed(
     db: &sea_orm::DatabaseConnection,
@@ -203,7 +203,7 @@ async fn seed(
         .collect();
     let hashes: Vec<anyhow::Result<String>> = futures_util::stream::iter(keys.iter())
         .map(|(key, _, _)| async move {
-            actors::passwords::hash(key.clone())
+            actors::passwords::hash_key(key.clone())
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))
         })
