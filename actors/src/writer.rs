@@ -24,7 +24,7 @@ use crate::{
     error::{HubError, HubResult},
 };
 use futures_util::future::BoxFuture;
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DbBackend};
 use std::sync::{
     Arc,
     atomic::{AtomicU64, Ordering},
@@ -53,11 +53,18 @@ pub struct Stats {
 }
 
 impl Writer {
-    /// Starts the loop on the current tokio runtime.
+    /// Starts the loop. On SQLite it gets a thread of its own (see [`own_thread`]); on
+    /// PostgreSQL it runs on the current tokio runtime, whose reactor owns the pool's sockets.
     pub fn start(db: DatabaseConnection) -> Self {
         let (jobs, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Stats::default());
-        tokio::spawn(run(db, rx, stats.clone()));
+        let work = run(db.clone(), rx, stats.clone());
+        match db.get_database_backend() {
+            DbBackend::Sqlite => own_thread(work),
+            _ => {
+                tokio::spawn(work);
+            }
+        }
         Self { jobs, stats }
     }
 
@@ -124,6 +131,31 @@ where
             (None, None) => Err(HubError::Internal(anyhow::anyhow!("the job did not run"))),
         };
         let _ = self.reply.send(result);
+    }
+}
+
+/// Runs the loop on a thread of its own, with a one-thread runtime, until the last handle
+/// is dropped.
+///
+/// Why: building statements, binding and decoding rows for every call's writes is CPU work,
+/// and on the runtime that started the hub it shared one thread with the registry and the
+/// wallet actors (actix's main arbiter); the benchmark found that thread at 100 % while the
+/// second core idled. SQLite connections need no reactor (sqlx talks to each over a channel
+/// to a worker thread of its own), so the pool can be used from any runtime.
+fn own_thread(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    let spawned = std::thread::Builder::new()
+        .name("agenthub-writer".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(work),
+                Err(err) => tracing::error!(error = %err, "the writer's runtime did not start"),
+            }
+        });
+    if let Err(err) = spawned {
+        tracing::error!(error = %err, "the writer's thread did not start");
     }
 }
 

@@ -39,6 +39,19 @@ fn new_task(payer: Uuid, agent: &agents::Model, request_id: &str) -> NewTask {
     }
 }
 
+/// Runs `work` (concurrent writer jobs) while the database's writer turn is held for a
+/// moment, so that its jobs queue up and meet in one batch, as they do under load. (On
+/// PostgreSQL the writer runs on this test's one-thread runtime and cannot start before the
+/// jobs are all queued anyway.)
+async fn queued_together<T>(hub: &Hub, work: impl std::future::Future<Output = T>) -> T {
+    let turn = actors::db::begin_write(&hub.db).await.unwrap();
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        turn.rollback().await.unwrap();
+    };
+    futures_util::future::join(work, release).await.0
+}
+
 async fn balance(hub: &Hub, user: Uuid) -> (i64, i64) {
     let b = ledger::balance(&hub.db, user).await.unwrap();
     (b.balance, b.reserved)
@@ -59,12 +72,14 @@ async fn concurrent_opens_and_settles_share_commits_and_lose_nothing() {
     let stats = hub.writer.stats();
     let commits_before = stats.commits.load(Ordering::SeqCst);
 
-    let opened =
-        join_all((0..60).map(|i| task::open(&hub, new_task(payer, &agent, &format!("r{i}")))))
-            .await
-            .into_iter()
-            .map(|r| r.ok().expect("every open succeeds"))
-            .collect::<Vec<_>>();
+    let opened = queued_together(
+        &hub,
+        join_all((0..60).map(|i| task::open(&hub, new_task(payer, &agent, &format!("r{i}"))))),
+    )
+    .await
+    .into_iter()
+    .map(|r| r.ok().expect("every open succeeds"))
+    .collect::<Vec<_>>();
     let commits = stats.commits.load(Ordering::SeqCst) - commits_before;
     assert!(commits < 60, "60 opens took {commits} commits: none shared");
     assert_eq!(balance(&hub, payer).await, (1000 - 60 * PRICE, 60 * PRICE));
@@ -130,14 +145,17 @@ async fn a_request_id_raced_inside_one_batch_fails_only_the_later_job() {
     for round in 0..5 {
         let rid = format!("same-{round}");
         // Ten opens of one requestId and ten of distinct ones, interleaved, all at once.
-        let results = join_all((0..20).map(|i| {
-            let id = if i % 2 == 0 {
-                rid.clone()
-            } else {
-                format!("other-{round}-{i}")
-            };
-            task::open(&hub, new_task(payer, &agent, &id))
-        }))
+        let results = queued_together(
+            &hub,
+            join_all((0..20).map(|i| {
+                let id = if i % 2 == 0 {
+                    rid.clone()
+                } else {
+                    format!("other-{round}-{i}")
+                };
+                task::open(&hub, new_task(payer, &agent, &id))
+            })),
+        )
         .await;
         let mut won = 0;
         for (i, result) in results.into_iter().enumerate() {
@@ -156,8 +174,8 @@ async fn a_request_id_raced_inside_one_batch_fails_only_the_later_job() {
             .unwrap();
         assert_eq!(stored, 1, "the losers left no task row");
     }
-    // The twenty of a round are queued before the writer runs (one-thread runtime), so each
-    // round is one batch that fails at the flush and is split.
+    // The twenty of a round queue up behind the held turn, so every round has a batch where
+    // two opens of the same requestId meet, which fails at the flush and is split.
     let splits = hub.writer.stats().split_batches.load(Ordering::SeqCst) - splits_before;
     assert!(
         splits >= 5,
@@ -176,10 +194,13 @@ async fn a_wallet_moved_twice_in_one_batch_is_checked_in_memory_and_never_overdr
     let owner = common::user(&hub, 1, 0).await;
     let agent = common::agent(&hub, 0, owner, PRICE, None, Some("poll")).await;
 
-    // Five opens at 5 tokens against 12, queued before the writer runs: one batch, where the
-    // first moves the wallet inline and the others are checked against its state in memory.
-    let results =
-        join_all((0..5).map(|i| task::open(&hub, new_task(payer, &agent, &format!("r{i}"))))).await;
+    // Five opens at 5 tokens against 12, queued together: in their batch the first moves the
+    // wallet inline and the others are checked against its state in memory.
+    let results = queued_together(
+        &hub,
+        join_all((0..5).map(|i| task::open(&hub, new_task(payer, &agent, &format!("r{i}"))))),
+    )
+    .await;
     let mut opened = Vec::new();
     let mut refused = 0;
     for result in results {
