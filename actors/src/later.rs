@@ -49,6 +49,23 @@ struct Held {
     stats: BTreeMap<Uuid, CallStats>,
     /// Wallets this transaction has moved (and so holds), with what is still to be written.
     wallets: BTreeMap<Uuid, HeldWallet>,
+    /// Final states of settled tasks, written by one statement (see [`TaskFinal`]).
+    finals: Vec<TaskFinal>,
+}
+
+/// A settled task's final state, held back. At the flush all of them are written by one
+/// `UPDATE … FROM (VALUES …)` that also requires each task to be still open; if one was not
+/// (settled by another outcome meanwhile), the flush fails and the writer runs the batch job
+/// by job, where each settlement meets its row alone and inline.
+#[derive(Debug, Clone)]
+pub struct TaskFinal {
+    pub id: Uuid,
+    pub status: String,
+    pub settle_tx: Option<Uuid>,
+    pub completed_at: DateTime<Utc>,
+    pub duration_ms: i64,
+    pub result: Option<serde_json::Value>,
+    pub error: Option<String>,
 }
 
 /// A wallet's two buckets.
@@ -127,6 +144,10 @@ impl Later {
         self.with(|h| h.keys.push(key));
     }
 
+    pub fn task_final(&self, task: TaskFinal) {
+        self.with(|h| h.finals.push(task));
+    }
+
     pub fn stats(&self, agent_id: Uuid, stats: CallStats) {
         self.with(|h| h.stats.entry(agent_id).or_default().add(stats));
     }
@@ -183,6 +204,7 @@ impl Later {
         insert_all::<ledger_entries::Entity, _>(conn, held.entries).await?;
         insert_all::<tasks::Entity, _>(conn, held.tasks).await?;
         insert_all::<idempotency_keys::Entity, _>(conn, held.keys).await?;
+        crate::task::write_finals(conn, held.finals).await?;
         for (agent_id, stats) in held.stats {
             crate::task::add_call_stats(conn, agent_id, stats)
                 .await

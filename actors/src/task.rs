@@ -12,15 +12,15 @@ use crate::{
     conn::{AgentReply, ConnError, ConnHandle},
     db,
     error::{HubError, HubResult},
-    later::{CallStats, MayHoldBack},
+    later::{CallStats, MayHoldBack, TaskFinal},
     ledger::{self, Memo},
     reputation,
 };
 use actix::prelude::*;
 use entities::{agents, idempotency_keys, tasks};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QuerySelect, Set, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel,
+    QueryFilter, QuerySelect, Set, sea_query::Expr,
 };
 use serde_json::Value;
 use std::{sync::Arc, time::Duration};
@@ -290,6 +290,7 @@ async fn settle_in<C: MayHoldBack>(
     outcome: Outcome,
 ) -> HubResult<tasks::Model> {
     let now = env.now();
+    let was_known = known.is_some();
     let task = match known {
         Some(task) => task,
         None => {
@@ -332,6 +333,26 @@ async fn settle_in<C: MayHoldBack>(
         Outcome::Failed(message) => settled.error = Some(scrub_text(&message)),
         Outcome::Timeout => settled.error = Some("The agent did not answer in time".into()),
     }
+    if let (Some(later), true) = (txn.later(), was_known) {
+        // Written with the other settlements of the batch, by one statement that also
+        // requires the task to be still open (else the batch runs job by job).
+        later.task_final(TaskFinal {
+            id: task.id,
+            status: settled.status.clone(),
+            settle_tx: settled.settle_tx,
+            completed_at: now,
+            duration_ms,
+            result: settled.result.clone(),
+            error: settled.error.clone(),
+        });
+        if task.source != "test" {
+            later.stats(
+                task.agent_id,
+                CallStats::one(completed, duration_ms, task.price, now),
+            );
+        }
+        return Ok(settled);
+    }
     // Only what changed is written (the arguments may be large).
     let changes = tasks::ActiveModel {
         status: Set(settled.status.clone()),
@@ -364,6 +385,87 @@ async fn settle_in<C: MayHoldBack>(
         }
     }
     Ok(settled)
+}
+
+/// Writes the final states of settled tasks, up to 200 per statement (a group transaction's
+/// flush, see [`crate::later::TaskFinal`]). Fails when a task appears twice or was not open
+/// any more, so that the writer runs the batch job by job.
+pub(crate) async fn write_finals<C: ConnectionTrait>(
+    conn: &C,
+    finals: Vec<TaskFinal>,
+) -> Result<(), sea_orm::DbErr> {
+    const COLUMNS: &str = "id, status, settle_tx, completed_at, duration_ms, result, error";
+    const SET: &str = "status = v.status, settle_tx = v.settle_tx, \
+        completed_at = v.completed_at, duration_ms = v.duration_ms, result = v.result, \
+        error = v.error";
+    let open = OPEN.map(|s| format!("'{s}'")).join(", ");
+    let backend = conn.get_database_backend();
+    for chunk in finals.chunks(200) {
+        let wanted: std::collections::HashSet<Uuid> = chunk.iter().map(|f| f.id).collect();
+        if wanted.len() != chunk.len() {
+            return Err(sea_orm::DbErr::Custom(
+                "a task was settled twice in one batch".into(),
+            ));
+        }
+        let mut rows = Vec::with_capacity(chunk.len());
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 7);
+        for (i, f) in chunk.iter().enumerate() {
+            rows.push(match backend {
+                DbBackend::Postgres => {
+                    let n = i * 7;
+                    format!(
+                        "(${}::uuid, ${}::varchar, ${}::uuid, ${}::timestamptz, ${}::bigint, \
+                         ${}::json, ${}::text)",
+                        n + 1,
+                        n + 2,
+                        n + 3,
+                        n + 4,
+                        n + 5,
+                        n + 6,
+                        n + 7
+                    )
+                }
+                _ => "(?, ?, ?, ?, ?, ?, ?)".to_string(),
+            });
+            values.extend([
+                f.id.into(),
+                f.status.clone().into(),
+                f.settle_tx.into(),
+                f.completed_at.into(),
+                f.duration_ms.into(),
+                f.result.clone().into(),
+                f.error.clone().into(),
+            ]);
+        }
+        let rows = rows.join(", ");
+        let sql = match backend {
+            DbBackend::Postgres => format!(
+                "UPDATE tasks AS t SET {SET} FROM (VALUES {rows}) AS v({COLUMNS}) \
+                 WHERE t.id = v.id AND t.status IN ({open}) RETURNING t.id"
+            ),
+            _ => format!(
+                "WITH v({COLUMNS}) AS (VALUES {rows}) UPDATE tasks SET {SET} FROM v \
+                 WHERE tasks.id = v.id AND tasks.status IN ({open}) RETURNING id"
+            ),
+        };
+        let updated = conn
+            .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                backend, sql, values,
+            ))
+            .await?;
+        let mut done = std::collections::HashSet::with_capacity(updated.len());
+        for row in &updated {
+            done.insert(row.try_get::<Uuid>("", "id")?);
+        }
+        if done != wanted {
+            return Err(sea_orm::DbErr::Custom(format!(
+                "{} of {} settled tasks were not open any more",
+                wanted.len() - done.intersection(&wanted).count(),
+                wanted.len()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Adds settled calls to the agent's counters for reputation and leaderboards, and stores

@@ -98,18 +98,34 @@ async fn concurrent_opens_and_settles_share_commits_and_lose_nothing() {
     }
     assert_balanced(&hub).await;
 
-    // Half succeed, half fail; all at once.
-    join_all(opened.iter().enumerate().map(|(i, t)| {
-        let outcome = if i % 2 == 0 {
-            Outcome::Completed(json!({ "ok": i }))
+    // Half succeed, half fail; all at once, as task actors settle (from the task they hold,
+    // final states held back and written by one statement).
+    let settled = queued_together(
+        &hub,
+        join_all(opened.iter().enumerate().map(|(i, t)| {
+            let outcome = if i % 2 == 0 {
+                Outcome::Completed(json!({ "ok": i }))
+            } else {
+                Outcome::Failed("no".into())
+            };
+            task::settle_known(&hub, t.clone(), outcome)
+        })),
+    )
+    .await;
+    for (i, result) in settled.into_iter().enumerate() {
+        let answered = result.unwrap();
+        let stored = task::find(&hub, opened[i].id).await.unwrap();
+        assert_eq!(stored, answered, "the answer is the task as stored");
+        if i % 2 == 0 {
+            assert_eq!(stored.status, "completed");
+            assert_eq!(stored.result, Some(json!({ "ok": i })));
         } else {
-            Outcome::Failed("no".into())
-        };
-        task::settle(&hub, t.id, outcome)
-    }))
-    .await
-    .into_iter()
-    .for_each(|r| assert!(r.is_ok(), "{r:?}"));
+            assert_eq!(stored.status, "failed");
+            assert_eq!(stored.error.as_deref(), Some("no"));
+        }
+        assert!(stored.settle_tx.is_some() && stored.completed_at.is_some());
+        assert!(stored.duration_ms.is_some());
+    }
     assert_eq!(balance(&hub, payer).await, (1000 - 30 * PRICE, 0));
     assert_eq!(balance(&hub, owner).await, (1000 + 30 * PRICE, 0));
     let stored = agents::Entity::find_by_id(agent.id)
@@ -238,5 +254,72 @@ async fn a_wallet_moved_twice_in_one_batch_is_checked_in_memory_and_never_overdr
         .map(|e| e.available_after)
         .collect();
     assert_eq!(owner_after, vec![5, 10]);
+    assert_balanced(&hub).await;
+}
+
+#[actix_rt::test]
+async fn a_task_settled_twice_in_one_batch_moves_its_tokens_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, _clock) = common::hub(dir.path(), 4, HubConfig::default()).await;
+    let payer = common::user(&hub, 0, 100).await;
+    let owner = common::user(&hub, 1, 0).await;
+    let agent = common::agent(&hub, 0, owner, PRICE, None, Some("poll")).await;
+    let t = task::open(&hub, new_task(payer, &agent, "twice"))
+        .await
+        .ok()
+        .unwrap();
+    let other = task::open(&hub, new_task(payer, &agent, "other"))
+        .await
+        .ok()
+        .unwrap();
+
+    // A result and a failure of the same task, and another task's result, in one batch.
+    let (first, second, third) = queued_together(&hub, async {
+        tokio::join!(
+            task::settle_known(&hub, t.clone(), Outcome::Completed(json!({ "n": 1 }))),
+            task::settle_known(&hub, t.clone(), Outcome::Failed("late".into())),
+            task::settle_known(&hub, other.clone(), Outcome::Completed(json!({ "n": 2 }))),
+        )
+    })
+    .await;
+    let (first, second, third) = (first.unwrap(), second.unwrap(), third.unwrap());
+    // Both answers are the one stored outcome, whichever it was.
+    assert_eq!(first, second);
+    assert_eq!(task::find(&hub, t.id).await.unwrap(), first);
+    assert_eq!(third.status, "completed");
+    let paid = if first.status == "completed" { 2 } else { 1 };
+    assert_eq!(balance(&hub, owner).await, (paid * PRICE, 0));
+    assert_eq!(balance(&hub, payer).await, (100 - paid * PRICE, 0));
+    // And a stale copy of a settled task, batched with a live one, settles nothing more
+    // (with a third call still open, so the payer has reserved tokens it could wrongly take).
+    let pending = task::open(&hub, new_task(payer, &agent, "pending"))
+        .await
+        .ok()
+        .unwrap();
+    let third_task = task::open(&hub, new_task(payer, &agent, "third"))
+        .await
+        .ok()
+        .unwrap();
+    let (again, live) = queued_together(&hub, async {
+        tokio::join!(
+            task::settle_known(&hub, t.clone(), Outcome::Timeout),
+            task::settle_known(&hub, third_task.clone(), Outcome::Failed("no".into())),
+        )
+    })
+    .await;
+    assert_eq!(again.unwrap(), first);
+    assert_eq!(live.unwrap().status, "failed");
+    assert_eq!(
+        balance(&hub, payer).await,
+        (100 - paid * PRICE - PRICE, PRICE)
+    );
+    assert_eq!(task::find(&hub, pending.id).await.unwrap().status, "queued");
+    assert_eq!(balance(&hub, owner).await, (paid * PRICE, 0));
+    let stored = agents::Entity::find_by_id(agent.id)
+        .one(&hub.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.total_calls, 3, "each task is counted once");
     assert_balanced(&hub).await;
 }
