@@ -29,8 +29,11 @@ pub async fn connect_with(url: &str, synchronous_full: bool) -> Result<DatabaseC
             std::fs::create_dir_all(&dir)
                 .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", dir.display())))?;
         }
+        // A connection to a local file does not go stale; testing each one before use (sqlx's
+        // default) cost a round trip to its worker thread per query and per transaction.
         opts.max_connections(8)
             .min_connections(1)
+            .test_before_acquire(false)
             .map_sqlx_sqlite_opts(move |o| {
                 o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                     .synchronous(if synchronous_full {

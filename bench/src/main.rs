@@ -187,6 +187,17 @@ async fn one_call(client: &reqwest::Client, t: &Target, i: usize) -> bool {
     }
 }
 
+/// The group-commit writer's counters: commits, committed jobs, split batches.
+fn writer_counts(hub: &actors::Hub) -> (u64, u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let stats = hub.writer.stats();
+    (
+        stats.commits.load(Relaxed),
+        stats.committed_jobs.load(Relaxed),
+        stats.split_batches.load(Relaxed),
+    )
+}
+
 /// `inflight` workers, each calling again as soon as its call returns.
 async fn closed_loop(client: &reqwest::Client, t: &Target, inflight: usize, secs: f64) -> Run {
     let start = Instant::now();
@@ -481,6 +492,7 @@ async fn main() -> anyhow::Result<()> {
     let s2 = args.scenarios.iter().any(|s| s == "s2");
     for &c in args.inflight.iter().filter(|_| s2) {
         let (mut null_runs, mut hub_runs) = (Vec::new(), Vec::new());
+        let writer_before = writer_counts(&hub);
         for _ in 0..args.rounds {
             null_runs.push(closed_loop(&client, &null_target, c, args.secs).await);
             hub_runs.push(closed_loop(&client, &hub_target, c, args.secs).await);
@@ -492,6 +504,13 @@ async fn main() -> anyhow::Result<()> {
             line("null hub (same stack, no database)", &null_runs)
         );
         println!("  {}", line("agenthub", &hub_runs));
+        let (commits, jobs, splits) = writer_counts(&hub);
+        let (commits, jobs) = (commits - writer_before.0, jobs - writer_before.1);
+        println!(
+            "  agenthub's writer: {commits} commits, {:.1} jobs per commit, {} split batches",
+            jobs as f64 / commits.max(1) as f64,
+            splits - writer_before.2
+        );
         println!("  ratio agenthub / null hub: {ratio:.3}");
         if !args.no_peers {
             let (mut nats_runs, mut echo_runs) = (Vec::new(), Vec::new());
