@@ -125,7 +125,7 @@ struct Args {
     smoke: bool,
     /// The hub/null ratio at 16 in flight recorded in BENCHMARKS.md for the smoke run (a
     /// debug build, as `scripts/test` runs it).
-    #[arg(long, default_value_t = 0.025)]
+    #[arg(long, default_value_t = 0.08)]
     smoke_min_ratio: f64,
 }
 
