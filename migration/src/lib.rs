@@ -19,6 +19,7 @@ mod m20261125_000011_create_leaderboard_indexes;
 mod m20261125_000012_create_health_checks;
 mod m20261125_000013_create_mail_messages;
 mod m20261125_000014_add_mail_client_ip;
+mod m20261125_000015_add_lookup_indexes;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000012_create_health_checks::Migration),
             Box::new(m20261125_000013_create_mail_messages::Migration),
             Box::new(m20261125_000014_add_mail_client_ip::Migration),
+            Box::new(m20261125_000015_add_lookup_indexes::Migration),
         ]
     }
 }
