@@ -333,10 +333,10 @@ async fn settle_in<C: MayHoldBack>(
         Outcome::Failed(message) => settled.error = Some(scrub_text(&message)),
         Outcome::Timeout => settled.error = Some("The agent did not answer in time".into()),
     }
-    if let (Some(later), true) = (txn.later(), was_known) {
+    match (txn.later(), was_known) {
         // Written with the other settlements of the batch, by one statement that also
         // requires the task to be still open (else the batch runs job by job).
-        later.task_final(TaskFinal {
+        (Some(later), true) => later.task_final(TaskFinal {
             id: task.id,
             status: settled.status.clone(),
             settle_tx: settled.settle_tx,
@@ -344,38 +344,33 @@ async fn settle_in<C: MayHoldBack>(
             duration_ms,
             result: settled.result.clone(),
             error: settled.error.clone(),
-        });
-        if task.source != "test" {
-            later.stats(
-                task.agent_id,
-                CallStats::one(completed, duration_ms, task.price, now),
-            );
+        }),
+        _ => {
+            // Only what changed is written (the arguments may be large).
+            let changes = tasks::ActiveModel {
+                status: Set(settled.status.clone()),
+                settle_tx: Set(settled.settle_tx),
+                completed_at: Set(settled.completed_at),
+                duration_ms: Set(settled.duration_ms),
+                result: Set(settled.result.clone()),
+                error: Set(settled.error.clone()),
+                ..Default::default()
+            };
+            let updated = tasks::Entity::update_many()
+                .set(changes)
+                .filter(tasks::Column::Id.eq(task.id))
+                .filter(tasks::Column::Status.is_in(OPEN))
+                .exec(txn)
+                .await?;
+            if updated.rows_affected != 1 {
+                // Already final (settled by another outcome, or between our read and our
+                // write): the job fails, so the writer rolls our legs back, and
+                // `settle_with` answers with the task as the other outcome left it.
+                return Err(HubError::Internal(anyhow::anyhow!(
+                    "task {task_id} was settled concurrently"
+                )));
+            }
         }
-        return Ok(settled);
-    }
-    // Only what changed is written (the arguments may be large).
-    let changes = tasks::ActiveModel {
-        status: Set(settled.status.clone()),
-        settle_tx: Set(settled.settle_tx),
-        completed_at: Set(settled.completed_at),
-        duration_ms: Set(settled.duration_ms),
-        result: Set(settled.result.clone()),
-        error: Set(settled.error.clone()),
-        ..Default::default()
-    };
-    let updated = tasks::Entity::update_many()
-        .set(changes)
-        .filter(tasks::Column::Id.eq(task.id))
-        .filter(tasks::Column::Status.is_in(OPEN))
-        .exec(txn)
-        .await?;
-    if updated.rows_affected != 1 {
-        // Already final (settled by another outcome, or between our read and our write): the
-        // job fails, so the writer rolls our legs back, and `settle_with` answers with the
-        // task as the other outcome left it.
-        return Err(HubError::Internal(anyhow::anyhow!(
-            "task {task_id} was settled concurrently"
-        )));
     }
     if task.source != "test" {
         let stats = CallStats::one(completed, duration_ms, task.price, now);
